@@ -1,0 +1,3 @@
+from avadet.cli import main
+
+raise SystemExit(main())

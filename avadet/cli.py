@@ -1,0 +1,75 @@
+"""The ``avadet`` command line.
+
+Each command lives in the module that owns its work and exposes two functions::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+Modules are imported only when their command runs, so ``avadet --help`` stays fast and a
+command's heavy dependencies never slow down another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# name -> (module, one-line help). A plain table: the reader sees exactly which code runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("avadet.commands.demo", "run the whole system on an embedded synthetic dataset"),
+    "train": ("avadet.engine.cli_train", "train an action detector from a config"),
+    "test": ("avadet.engine.cli_test", "predict on the validation keyframes and report frame-mAP"),
+    "eval": ("avadet.evaluation.cli", "frame-mAP of an AVA prediction CSV (official protocol)"),
+    "detect": ("avadet.commands.detect", "detect actions in a video clip and render the result"),
+    "detect-persons": ("avadet.persons.cli", "run a person detector over a dataset's keyframes"),
+    "check-data": ("avadet.doctor.cli", "check a dataset for problems before training"),
+    "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avadet",
+        description="Spatio-temporal action detection on AVA.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'avadet COMMAND --help' for a command's options.",
+    )
+    from avadet import __version__
+
+    parser.add_argument("--version", action="version", version=f"avadet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        args = parser.parse_args(argv)  # prints help / version / usage errors
+        parser.print_help()
+        return 0 if not argv else 2
+    name = argv[0]
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    cmd_parser = argparse.ArgumentParser(prog=f"avadet {name}", description=help_text)
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    from avadet.errors import AvadetError
+
+    try:
+        return int(module.run(args) or 0)
+    except AvadetError as exc:
+        # Expected user-facing failures (bad files, bad configs): one clear line, no traceback.
+        print(f"avadet {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"avadet {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
