@@ -1,0 +1,326 @@
+"""AVA's CSV formats, read with pandas, vectorised and validated.
+
+All files are header-less comma-separated rows ``video_id, timestamp, x1, y1, x2, y2,
+action_id[, last]`` with boxes normalised to [0, 1]. The 8th column means different things:
+
+============================  =====================================  ========================
+file                          8th column                             reader
+============================  =====================================  ========================
+ground truth (train/val)      person id (absent: -1)                 :func:`read_annotations`
+predictions                   score (absent: 1.0, the official rule) :func:`read_predictions`
+person boxes (detector)       detector score; action is -1 or empty  :func:`read_person_boxes`
+============================  =====================================  ========================
+
+Readers return DataFrames with the columns ``video_id`` (str), ``timestamp`` (int64),
+``x1 y1 x2 y2`` (float64) and ``action_id`` (int64) plus ``person_id`` (int64) or ``score``
+(float64). ``902``, ``0902`` and ``902.0`` are the same keyframe. A malformed row raises
+:class:`~avadet.errors.FormatError` naming the file, the line and what is wrong. The fast
+path is one ``pandas.read_csv`` call; the file is scanned line by line only to put a line
+number on an error.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from avadet.errors import FormatError
+from avadet.io.atomic import atomic_write
+from avadet.io.labelmap import LabelMap
+
+PathLike = Union[str, Path]
+
+BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
+KEY_COLUMNS = ["video_id", "timestamp"]
+_NUMERIC = ["timestamp", *BOX_COLUMNS, "action_id"]
+# Boxes may poke out of [0, 1] by rounding in the released files; beyond this it is an error.
+BOX_TOLERANCE = 0.01
+
+
+def _physical_line(path: Path, row: int) -> int:
+    """1-based line number of the ``row``-th non-blank line (pandas skips blank lines)."""
+    seen = -1
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                seen += 1
+                if seen == row:
+                    return number
+    return seen + 1
+
+
+def _read_table(path: Path, last: str) -> pd.DataFrame:
+    """Read the 8 raw columns; numeric columns as float64 (NaN where a row is short)."""
+    names = ["video_id", *_NUMERIC, last]
+    dtypes = {name: np.float64 for name in names[1:]}
+    dtypes["video_id"] = str
+    try:
+        # Video ids are compared verbatim: only an empty numeric field is missing.
+        return pd.read_csv(
+            path, header=None, names=names, dtype=dtypes, engine="c", skip_blank_lines=True,
+            keep_default_na=False, na_values={name: [""] for name in names[1:]},
+        )
+    except FileNotFoundError:
+        raise FormatError(path, "file not found") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({n: pd.Series(dtype=dtypes[n]) for n in names})
+    except pd.errors.ParserError as exc:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if match:
+            raise FormatError(
+                path,
+                f"expected at most {len(names)} comma-separated columns, found {match.group(3)}",
+                line=int(match.group(2)),
+            ) from None
+        raise FormatError(path, f"cannot parse CSV: {exc}") from None
+    except (ValueError, TypeError):
+        _raise_first_non_numeric(path, names)
+        raise  # unreachable: the diagnosis above always raises
+
+
+def _raise_first_non_numeric(path: Path, names: list[str]) -> None:
+    raw = pd.read_csv(path, header=None, names=names, dtype=str, keep_default_na=False)
+    first_bad: Optional[tuple[int, str, str]] = None
+    for name in names[1:]:
+        values = raw[name]
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna().to_numpy() & (values.str.strip() != "").to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            if first_bad is None or row < first_bad[0]:
+                first_bad = (row, name, values.iloc[row])
+    if first_bad is None:
+        raise FormatError(path, "cannot parse the file as AVA CSV")
+    row, name, value = first_bad
+    hint = " (AVA files have no header line)" if row == 0 else ""
+    raise FormatError(
+        path, f"column '{name}' is not a number: {value!r}{hint}", line=_physical_line(path, row)
+    )
+
+
+def _fail_at(path: Path, mask: np.ndarray, reason: str, df: pd.DataFrame) -> None:
+    if mask.any():
+        row = int(np.argmax(mask))
+        values = ",".join(
+            str(v) for v in df.iloc[row][["video_id", *_NUMERIC]].tolist() if not pd.isna(v)
+        )
+        raise FormatError(path, f"{reason}: {values}", line=_physical_line(path, row))
+
+
+def _require(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
+    """Rows with missing fields (fewer than the 7 required columns, or an empty one)."""
+    if df["video_id"].isna().any():
+        _fail_at(path, df["video_id"].isna().to_numpy(), "empty video id", df)
+    for name in columns:
+        missing = df[name].isna().to_numpy()
+        _fail_at(path, missing, f"expected 7 or 8 columns; column '{name}' is missing or empty", df)
+
+
+def _integral(df: pd.DataFrame, path: Path, name: str) -> np.ndarray:
+    values = df[name].to_numpy()
+    bad = values != np.floor(values)
+    _fail_at(path, bad, f"column '{name}' must be an integer", df)
+    return values.astype(np.int64)
+
+
+def _validate_boxes(df: pd.DataFrame, path: Path) -> None:
+    x1, y1, x2, y2 = (df[c].to_numpy() for c in BOX_COLUMNS)
+    lo, hi = -BOX_TOLERANCE, 1.0 + BOX_TOLERANCE
+    outside = (x1 < lo) | (y1 < lo) | (x2 > hi) | (y2 > hi) | (x1 > hi) | (y1 > hi)
+    outside |= (x2 < lo) | (y2 < lo)
+    _fail_at(path, outside, "box outside the normalised range [0, 1]", df)
+    _fail_at(path, x2 <= x1, "box has x2 <= x1", df)
+    _fail_at(path, y2 <= y1, "box has y2 <= y1", df)
+
+
+def _finish(df: pd.DataFrame, path: Path, last: str, default: float, integer: bool) -> pd.DataFrame:
+    """Check the key and box columns, fill the optional 8th column, convert the types."""
+    _require(df, path, _NUMERIC[:5])
+    df["timestamp"] = _integral(df, path, "timestamp")
+    df[last] = df[last].fillna(default)
+    df[last] = _integral(df, path, last) if integer else df[last].astype(np.float64)
+    df["video_id"] = df["video_id"].astype(str)
+    return df
+
+
+def read_annotations(
+    path: PathLike, *, labelmap: Optional[LabelMap] = None, strict: bool = True
+) -> pd.DataFrame:
+    """Ground-truth annotations: one row per (box, action).
+
+    Returns columns ``video_id, timestamp, x1, y1, x2, y2, action_id, person_id`` (person id
+    -1 for 7-column rows). With ``strict`` every box must lie in [0, 1] (tolerance 0.01) with
+    ``x2 > x1`` and ``y2 > y1``, and every action id must be in ``labelmap`` (when given).
+    With ``strict=False`` (the official evaluator's reading) boxes are taken as they are and
+    rows of actions outside ``labelmap`` are dropped.
+    """
+    path = Path(path)
+    df = _read_table(path, "person_id")
+    _require(df, path, ["action_id"])
+    df = _finish(df, path, "person_id", -1, integer=True)
+    df["action_id"] = _integral(df, path, "action_id")
+    if strict:
+        _validate_boxes(df, path)
+        if labelmap is not None:
+            unknown = ~np.isin(df["action_id"].to_numpy(), labelmap.ids)
+            _fail_at(path, unknown, "action id not in the label map", df)
+    elif labelmap is not None:
+        df = df[np.isin(df["action_id"].to_numpy(), labelmap.ids)].reset_index(drop=True)
+    return df
+
+
+def read_predictions(path: PathLike, *, labelmap: Optional[LabelMap] = None) -> pd.DataFrame:
+    """Detections: ``video_id, timestamp, x1, y1, x2, y2, action_id, score``.
+
+    A 7-column row has score 1.0 (the official rule). Boxes are not validated: the protocol
+    itself decides what an invalid box counts as. Rows of actions outside ``labelmap`` are
+    dropped (the official class filter, applied at read time).
+    """
+    path = Path(path)
+    df = _read_table(path, "score")
+    _require(df, path, ["action_id"])
+    df = _finish(df, path, "score", 1.0, integer=False)
+    df["action_id"] = _integral(df, path, "action_id")
+    if labelmap is not None:
+        df = df[np.isin(df["action_id"].to_numpy(), labelmap.ids)].reset_index(drop=True)
+    return df
+
+
+def read_person_boxes(path: PathLike, *, min_score: Optional[float] = None) -> pd.DataFrame:
+    """Person boxes from a detector: ``video_id, timestamp, x1, y1, x2, y2, score``.
+
+    The files use the gt layout with the action column -1 or empty and the detector score in
+    column 8 (a missing score reads as 1.0). Boxes are validated like gt boxes. One row per
+    distinct box per keyframe (the highest score is kept); ``min_score`` keeps boxes with
+    ``score >= min_score`` (PySlowFast's ``DETECTION_SCORE_THRESH``).
+    """
+    path = Path(path)
+    df = _read_table(path, "score")
+    df = _finish(df, path, "score", 1.0, integer=False)
+    _validate_boxes(df, path)
+    df = df.drop(columns=["action_id"])
+    df = df.sort_values("score", ascending=False, kind="stable")
+    df = df.drop_duplicates([*KEY_COLUMNS, *BOX_COLUMNS]).sort_index().reset_index(drop=True)
+    if min_score is not None:
+        df = df[df["score"].to_numpy() >= min_score].reset_index(drop=True)
+    return df
+
+
+def read_exclusions(path: PathLike) -> pd.DataFrame:
+    """Excluded keyframes: ``video_id, timestamp`` rows (AVA's excluded-timestamps CSV)."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(
+            path, header=None, names=["video_id", "timestamp"], dtype={"video_id": str},
+            engine="c",
+        )
+    except FileNotFoundError:
+        raise FormatError(path, "file not found") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({"video_id": pd.Series(dtype=str), "timestamp": pd.Series(dtype=np.int64)})
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+), saw (\d+)", str(exc))
+        line = int(match.group(1)) if match else None
+        raise FormatError(path, "expected 2 columns: video_id,timestamp", line=line) from None
+    stamps = pd.to_numeric(df["timestamp"], errors="coerce")
+    bad = (stamps.isna() | (stamps != np.floor(stamps))).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise FormatError(
+            path,
+            f"timestamp is not an integer: {df['timestamp'].iloc[row]!r}",
+            line=_physical_line(path, row),
+        )
+    return pd.DataFrame(
+        {"video_id": df["video_id"].astype(str), "timestamp": stamps.astype(np.int64)}
+    )
+
+
+FRAME_LIST_COLUMNS = ["original_video_id", "video_index", "frame_index", "path", "labels"]
+
+
+def read_frame_list(path: PathLike) -> pd.DataFrame:
+    """PySlowFast frame list: a header line, then ``original_vido_id video_id frame_id path
+    labels`` separated by spaces. Returns the columns :data:`FRAME_LIST_COLUMNS`."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(
+            path, sep=" ", header=0, dtype={0: str, 3: str, 4: str}, keep_default_na=False
+        )
+    except FileNotFoundError:
+        raise FormatError(path, "file not found") from None
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+), saw (\d+)", str(exc))
+        line = int(match.group(1)) if match else None
+        raise FormatError(path, "expected 5 space-separated columns", line=line) from None
+    if df.shape[1] != 5:
+        raise FormatError(path, f"expected 5 space-separated columns, found {df.shape[1]}", 1)
+    df.columns = FRAME_LIST_COLUMNS
+    for name in ("video_index", "frame_index"):
+        values = pd.to_numeric(df[name], errors="coerce")
+        if values.isna().any():
+            row = int(np.argmax(values.isna().to_numpy()))
+            raise FormatError(
+                path, f"column '{name}' is not an integer", line=_physical_line(path, row + 1)
+            )
+        df[name] = values.astype(np.int64)
+    return df
+
+
+def merge_box_labels(
+    annotations: pd.DataFrame, class_ids: Sequence[int]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Merge the per-(box, action) rows of each box into one row with a multi-hot vector.
+
+    Args:
+        annotations: rows from :func:`read_annotations`.
+        class_ids: the label ids in output column order.
+    Returns:
+        ``boxes``: one row per distinct ``(video_id, timestamp, x1, y1, x2, y2)`` in order of
+        first appearance, with its ``person_id`` (the first row's); ``labels``: ``(N, C)``
+        float32, ``labels[i, j] = 1`` when box ``i`` has action ``class_ids[j]``. A box whose
+        actions are all outside ``class_ids`` keeps an all-zero row: the person is there.
+    """
+    keys = [*KEY_COLUMNS, *BOX_COLUMNS]
+    group = annotations.groupby(keys, sort=False).ngroup().to_numpy()
+    first = ~pd.Series(group).duplicated().to_numpy()
+    boxes = annotations.loc[first, [*keys, "person_id"]].reset_index(drop=True)
+    class_ids = np.asarray(class_ids, dtype=np.int64)
+    order = np.argsort(class_ids, kind="stable")
+    actions = annotations["action_id"].to_numpy()
+    pos = np.searchsorted(class_ids[order], actions)
+    pos = np.clip(pos, 0, max(len(class_ids) - 1, 0))
+    known = (class_ids[order][pos] == actions) if len(class_ids) else np.zeros(len(actions), bool)
+    labels = np.zeros((len(boxes), len(class_ids)), dtype=np.float32)
+    labels[group[known], order[pos[known]]] = 1.0
+    return boxes, labels
+
+
+def write_ava_csv(path: PathLike, df: pd.DataFrame, value_column: Optional[str]) -> None:
+    """Write AVA-format rows atomically (timestamps ``%04d``).
+
+    ``df`` has ``video_id, timestamp, x1, y1, x2, y2, action_id`` and, unless
+    ``value_column`` is None, an 8th column (``person_id`` or ``score``).
+    """
+    columns = [*KEY_COLUMNS, *BOX_COLUMNS, "action_id"]
+    out = pd.DataFrame(
+        {
+            "video_id": df["video_id"].astype(str),
+            "timestamp": df["timestamp"].astype(np.int64).map("{:04d}".format),
+            **{c: df[c].astype(np.float64).map("{:.6g}".format) for c in BOX_COLUMNS},
+            "action_id": df["action_id"].astype(np.int64),
+        }
+    )
+    if value_column is not None:
+        values = df[value_column]
+        if np.issubdtype(values.dtype, np.integer):
+            out[value_column] = values
+        else:
+            out[value_column] = values.astype(np.float64).map("{:.6g}".format)
+        columns.append(value_column)
+    with atomic_write(path) as handle:
+        out[columns].to_csv(handle, header=False, index=False)
