@@ -99,3 +99,24 @@ def test_embedded_cfg_translation(data_dir):
     assert cfg.res5_dilation == 2 and cfg.head == "ava" and cfg.roi_aligned is False
     slow = model_config_from_checkpoint(data_dir / "pyslowfast_slow_8x8_r50_c2_w8.pyth")
     assert slow.arch == "slow" and slow.slow_temporal_kernels == [1, 1, 3, 3]
+
+
+def test_kinetics_and_unsupported_pyslowfast_cfgs(data_dir):
+    import yaml
+
+    from avadet.errors import ConfigError
+    from avadet.models import config_from_pyslowfast_cfg
+
+    raw = yaml.safe_load(torch.load(data_dir / "pyslowfast_slowfast_32x2_r50_c2_w8.pyth", weights_only=True)["cfg"])
+    raw["DETECTION"]["ENABLE"] = False
+    raw["RESNET"]["SPATIAL_STRIDES"][3] = [2, 2]
+    raw["RESNET"]["SPATIAL_DILATIONS"][3] = [1, 1]
+    raw["MODEL"].update(NUM_CLASSES=400, HEAD_ACT="softmax")
+    cfg = config_from_pyslowfast_cfg(yaml.safe_dump(raw))
+    assert (cfg.head, cfg.res5_dilation, cfg.num_classes, cfg.head_activation) == ("kinetics", 1, 400, "softmax")
+    assert build_model(cfg).backbone.feature_stride == 32
+    raw["RESNET"]["NUM_GROUPS"] = 32
+    with pytest.raises(ConfigError, match="NUM_GROUPS"):
+        config_from_pyslowfast_cfg(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="not a PySlowFast config"):
+        config_from_pyslowfast_cfg("a: 1")
