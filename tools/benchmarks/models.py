@@ -121,9 +121,12 @@ def main(argv: list[str]) -> int:
         x, b = _inputs(batch, args.size, args.frames, 4, args.boxes)
         with torch.no_grad():
             expected = reference(list(x), b)
-        runners = {"pytorchvideo": lambda: plain(reference, list(x), b), "avadet": lambda: plain(ours, x, b)}
+        runners = {
+            "pytorchvideo": lambda x=x, b=b: plain(reference, list(x), b),
+            "avadet": lambda x=x, b=b: plain(ours, x, b),
+        }
         for name, fn in variants.items():
-            runners[f"avadet + {name}"] = lambda fn=fn: fn(ours, x, b)
+            runners[f"avadet + {name}"] = lambda fn=fn, x=x, b=b: fn(ours, x, b)
         diffs = {}
         for name, run in runners.items():  # warm-up, and the agreement check
             out = run()
