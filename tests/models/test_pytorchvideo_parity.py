@@ -3,12 +3,10 @@ same outputs. pytorchvideo is a test-only oracle."""
 
 from __future__ import annotations
 
-import pytest
+import pytorchvideo.models.hub as hub  # test extra: the oracle must be present, not skipped
 import torch
 
 from avadet.models import build_model, load_checkpoint
-
-hub = pytest.importorskip("pytorchvideo.models.hub")
 
 
 def _inputs() -> list[torch.Tensor]:
