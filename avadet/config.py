@@ -82,13 +82,17 @@ class ModelConfig:
     slow_temporal_kernels: list[Any] = field(default_factory=lambda: [1, 1, 3, 3])
     fast_temporal_kernels: list[Any] = field(default_factory=lambda: [3, 3, 3, 3])
     res5_dilation: int = 2  # 2 with spatial stride 1 for detection; 1 (stride 2) for Kinetics
+    # Slow-pathway blocks (per stage res2..res5) followed by a non-local block.
     nonlocal_blocks: list[list[int]] = field(default_factory=lambda: [[], [], [], []])
+    nonlocal_pool: list[int] = field(default_factory=lambda: [2, 2, 2])  # max pool on phi, g
+    nonlocal_instantiation: str = "dot_product"  # or "softmax"
     head: str = "ava"  # "ava" (RoI head) or "kinetics" (global pooling)
     num_classes: int = 80
     dropout: float = 0.5
     roi_output_size: int = 7
     roi_sampling_ratio: int = 0
     roi_aligned: bool = True
+    roi_spatial_scale: float = 0.0625  # 1 / feature stride (16 with the dilated res5)
     head_activation: str = "sigmoid"
 
 

@@ -1,0 +1,50 @@
+"""SlowFast / Slow-only backbones, the AVA RoI head and the Kinetics head, and checkpoint
+loading (PySlowFast ``.pyth`` and Caffe2 pickles, pytorchvideo state dicts).
+
+Three lines, no config::
+
+    model = ActionModel(SlowFast(depth=50, alpha=4, beta_inv=8),
+                        AVAHead(in_channels=(2048, 256), num_classes=80))
+    scores = model([slow, fast], boxes)  # (K, 80), boxes (K, 5) in input pixels
+
+Or from a config: :func:`build_model`; from a PySlowFast checkpoint:
+:func:`build_model_from_checkpoint`. See docs/models.md.
+"""
+
+from avadet.models.build import build_backbone, build_model, config_from_pyslowfast_cfg
+from avadet.models.checkpoint import (
+    LoadReport,
+    build_model_from_checkpoint,
+    load_checkpoint,
+    model_config_from_checkpoint,
+    read_checkpoint,
+)
+from avadet.models.flops import FlopCount, count_conv_flops, pathway_shares
+from avadet.models.heads import ActionModel, AVAHead, HeadOutput, KineticsHead
+from avadet.models.resnet3d import Bottleneck, NonLocal, ResStage, Stem
+from avadet.models.slowfast import Lateral, SlowFast, SlowOnly
+
+__all__ = [
+    "ActionModel",
+    "AVAHead",
+    "Bottleneck",
+    "FlopCount",
+    "HeadOutput",
+    "KineticsHead",
+    "Lateral",
+    "LoadReport",
+    "NonLocal",
+    "ResStage",
+    "SlowFast",
+    "SlowOnly",
+    "Stem",
+    "build_backbone",
+    "build_model",
+    "build_model_from_checkpoint",
+    "config_from_pyslowfast_cfg",
+    "count_conv_flops",
+    "load_checkpoint",
+    "model_config_from_checkpoint",
+    "pathway_shares",
+    "read_checkpoint",
+]

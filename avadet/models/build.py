@@ -1,0 +1,213 @@
+"""The one place where a :class:`~avadet.config.ModelConfig` becomes model arguments, and the
+translation of PySlowFast's config (the ``cfg`` YAML stored in ``.pyth`` checkpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Union
+
+import yaml
+
+from avadet.config import Config, ModelConfig
+from avadet.errors import ConfigError
+from avadet.models.heads import ActionModel, AVAHead, KineticsHead
+from avadet.models.slowfast import SlowFast, SlowOnly
+
+# Stem kernel of each pathway (PySlowFast's _TEMPORAL_KERNEL_BASIS, first row).
+SLOW_STEM_KERNEL = 1
+FAST_STEM_KERNEL = 5
+
+
+def _res5(cfg: ModelConfig) -> dict[str, int]:
+    # Detection keeps res5 at stride 16 by dilating it; Kinetics strides it to 32.
+    if cfg.res5_dilation > 1:
+        return {"res5_stride": 1, "res5_dilation": cfg.res5_dilation}
+    return {"res5_stride": 2, "res5_dilation": 1}
+
+
+def build_backbone(cfg: ModelConfig) -> Union[SlowFast, SlowOnly]:
+    """The backbone that ``cfg`` describes."""
+    if cfg.arch == "slowfast":
+        return SlowFast(
+            depth=cfg.depth,
+            width_per_group=cfg.width_per_group,
+            alpha=cfg.alpha,
+            beta_inv=cfg.beta_inv,
+            fusion_conv_channel_ratio=cfg.fusion_conv_channel_ratio,
+            lateral=cfg.lateral,
+            lateral_kernel=cfg.fusion_kernel_size,
+            fusion=cfg.fusion,
+            slow_stem_kernel=SLOW_STEM_KERNEL,
+            fast_stem_kernel=FAST_STEM_KERNEL,
+            slow_temporal_kernels=cfg.slow_temporal_kernels,
+            fast_temporal_kernels=cfg.fast_temporal_kernels,
+            slow_nonlocal=cfg.nonlocal_blocks,
+            nonlocal_pool=cfg.nonlocal_pool,
+            nonlocal_instantiation=cfg.nonlocal_instantiation,
+            **_res5(cfg),
+        )
+    if cfg.arch == "slow":
+        return SlowOnly(
+            depth=cfg.depth,
+            width_per_group=cfg.width_per_group,
+            stem_kernel=SLOW_STEM_KERNEL,
+            temporal_kernels=cfg.slow_temporal_kernels,
+            nonlocal_blocks=cfg.nonlocal_blocks,
+            nonlocal_pool=cfg.nonlocal_pool,
+            nonlocal_instantiation=cfg.nonlocal_instantiation,
+            **_res5(cfg),
+        )
+    raise ConfigError(f"model.arch: expected 'slowfast' or 'slow', got {cfg.arch!r}")
+
+
+def build_model(
+    cfg_or_none: Union[Config, ModelConfig, None] = None, **overrides: Any
+) -> ActionModel:
+    """Build the model a config describes; keyword arguments override ModelConfig fields.
+
+    >>> model = build_model(depth=50, width_per_group=8, num_classes=80)
+    """
+    if cfg_or_none is None:
+        cfg = ModelConfig()
+    elif isinstance(cfg_or_none, Config):
+        cfg = cfg_or_none.model
+    elif isinstance(cfg_or_none, ModelConfig):
+        cfg = cfg_or_none
+    else:
+        raise TypeError(f"expected a Config or ModelConfig, got {type(cfg_or_none).__name__}")
+    if overrides:
+        names = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown model setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
+        cfg = dataclasses.replace(cfg, **overrides)
+    try:
+        backbone = build_backbone(cfg)
+    except ValueError as exc:  # bad argument combinations surface as config errors
+        raise ConfigError(f"model: {exc}") from None
+    if cfg.head == "ava":
+        head = AVAHead(
+            in_channels=backbone.out_channels,
+            num_classes=cfg.num_classes,
+            dropout=cfg.dropout,
+            output_size=cfg.roi_output_size,
+            spatial_scale=cfg.roi_spatial_scale,
+            sampling_ratio=cfg.roi_sampling_ratio,
+            aligned=cfg.roi_aligned,
+            activation=cfg.head_activation,
+        )
+    elif cfg.head == "kinetics":
+        head = KineticsHead(
+            in_channels=backbone.out_channels,
+            num_classes=cfg.num_classes,
+            dropout=cfg.dropout,
+            activation=cfg.head_activation,
+        )
+    else:
+        raise ConfigError(f"model.head: expected 'ava' or 'kinetics', got {cfg.head!r}")
+    return ActionModel(backbone, head)
+
+
+# ---------------------------------------------------------------------------------------------
+# PySlowFast's config
+
+# PySlowFast's _TEMPORAL_KERNEL_BASIS: per arch, rows stem, res2..res5; per pathway a list of
+# kernels cycled over the blocks of the stage.
+_PYSLOWFAST_TEMPORAL_BASIS = {
+    "slow": [[[1]], [[1]], [[1]], [[3]], [[3]]],
+    "slowfast": [[[1], [5]], [[1], [3]], [[1], [3]], [[3], [3]], [[3], [3]]],
+}
+_DEPTH_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+def _pyslowfast_kernels(basis: list[int], num_blocks: int, num_temporal: int) -> Any:
+    # PySlowFast: (basis * num_blocks)[:NUM_BLOCK_TEMP_KERNEL] + [1] * (the rest).
+    kernels = (basis * num_blocks)[:num_temporal] + [1] * (num_blocks - num_temporal)
+    return kernels[0] if len(set(kernels)) == 1 else kernels
+
+
+def config_from_pyslowfast_cfg(yaml_text: str) -> ModelConfig:
+    """ModelConfig of the architecture a PySlowFast config describes (e.g. the ``cfg`` string
+    of a ``.pyth`` checkpoint). Raises ConfigError for settings avadet does not implement."""
+    try:
+        raw = yaml.safe_load(yaml_text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid PySlowFast config: {exc}") from None
+    if not isinstance(raw, dict) or "MODEL" not in raw or "RESNET" not in raw:
+        raise ConfigError("not a PySlowFast config (no MODEL / RESNET sections)")
+
+    def get(section: str, key: str, default: Any = None) -> Any:
+        return (raw.get(section) or {}).get(key, default)
+
+    arch = str(get("MODEL", "ARCH", "slowfast")).lower()
+    if arch not in _PYSLOWFAST_TEMPORAL_BASIS:
+        raise ConfigError(f"PySlowFast MODEL.ARCH {arch!r} is not supported (slow, slowfast)")
+    depth = int(get("RESNET", "DEPTH", 50))
+    if depth not in _DEPTH_BLOCKS:
+        raise ConfigError(f"PySlowFast RESNET.DEPTH {depth} is not supported (50, 101)")
+    for key, want in (("NUM_GROUPS", 1), ("STRIDE_1X1", False), ("TRANS_FUNC", "bottleneck_transform")):
+        if get("RESNET", key, want) != want:
+            raise ConfigError(f"PySlowFast RESNET.{key}={get('RESNET', key)!r} is not supported")
+    pathways = 2 if arch == "slowfast" else 1
+    blocks = _DEPTH_BLOCKS[depth]
+    num_temporal = get("RESNET", "NUM_BLOCK_TEMP_KERNEL") or [[n] * pathways for n in blocks]
+    basis = _PYSLOWFAST_TEMPORAL_BASIS[arch]
+    kernels = [
+        [_pyslowfast_kernels(basis[s + 1][p], blocks[s], num_temporal[s][p]) for s in range(4)]
+        for p in range(pathways)
+    ]
+    strides = get("RESNET", "SPATIAL_STRIDES") or [[1], [2], [2], [2]]
+    dilations = get("RESNET", "SPATIAL_DILATIONS") or [[1], [1], [1], [1]]
+    if [s[0] for s in strides[:3]] != [1, 2, 2] or any(d[0] != 1 for d in dilations[:3]):
+        raise ConfigError("PySlowFast RESNET.SPATIAL_STRIDES/DILATIONS of res2-res4 must be 1,2,2 / 1")
+    res5 = (strides[3][0], dilations[3][0])
+    if res5 not in ((2, 1), (1, 2)):
+        raise ConfigError(f"PySlowFast res5 stride/dilation {res5} is not supported ((2,1) or (1,2))")
+    location = get("NONLOCAL", "LOCATION") or [[[]] * pathways] * 4
+    if pathways == 2 and any(stage[1] for stage in location):
+        raise ConfigError("non-local blocks in the Fast pathway are not supported by ModelConfig")
+    pools = get("NONLOCAL", "POOL") or [[[1, 2, 2]] * pathways] * 4
+    used = [s for s in range(4) if location[s][0]]
+    pool = pools[used[0]][0] if used else pools[0][0]
+    if any(pools[s][0] != pool for s in used):
+        raise ConfigError("non-local blocks with different pools per stage are not supported")
+    if any(g != 1 for stage in (get("NONLOCAL", "GROUP") or []) for g in stage):
+        raise ConfigError("grouped non-local blocks are not supported")
+    detection = bool(get("DETECTION", "ENABLE", False))
+    fields: dict[str, Any] = dict(
+        arch=arch,
+        depth=depth,
+        width_per_group=int(get("RESNET", "WIDTH_PER_GROUP", 64)),
+        slow_temporal_kernels=kernels[0],
+        res5_dilation=int(res5[1]),
+        nonlocal_blocks=[list(location[s][0]) for s in range(4)],
+        nonlocal_pool=list(pool),
+        nonlocal_instantiation=str(get("NONLOCAL", "INSTANTIATION", "dot_product")),
+        head="ava" if detection else "kinetics",
+        num_classes=int(get("MODEL", "NUM_CLASSES", 400)),
+        dropout=float(get("MODEL", "DROPOUT_RATE", 0.5)),
+        roi_output_size=int(get("DETECTION", "ROI_XFORM_RESOLUTION", 7)),
+        roi_sampling_ratio=0,
+        roi_aligned=bool(get("DETECTION", "ALIGNED", False)),
+        roi_spatial_scale=1.0 / float(get("DETECTION", "SPATIAL_SCALE_FACTOR", 16)),
+        head_activation=str(get("MODEL", "HEAD_ACT", "sigmoid" if detection else "softmax")),
+    )
+    if arch == "slowfast":
+        fields.update(
+            alpha=int(get("SLOWFAST", "ALPHA", 8)),
+            beta_inv=int(get("SLOWFAST", "BETA_INV", 8)),
+            fusion_conv_channel_ratio=int(get("SLOWFAST", "FUSION_CONV_CHANNEL_RATIO", 2)),
+            fusion_kernel_size=int(get("SLOWFAST", "FUSION_KERNEL_SZ", 5)),
+            lateral="conv",
+            fusion="concat",
+            fast_temporal_kernels=kernels[1],
+        )
+    return ModelConfig(**fields)
+
+
+def pyslowfast_cfg_text(checkpoint: dict) -> Optional[str]:
+    """The ``cfg`` YAML of a PySlowFast checkpoint dict, or None."""
+    cfg = checkpoint.get("cfg") if isinstance(checkpoint, dict) else None
+    return cfg if isinstance(cfg, str) else None

@@ -1,0 +1,432 @@
+"""Load weights from PySlowFast (PyTorch ``.pyth`` and Caffe2 pickles), pytorchvideo and
+avadet checkpoints into avadet's models.
+
+The format is sniffed from the bytes, not the file name: a zip archive or a legacy torch
+pickle goes through ``torch.load(weights_only=True)``; any other pickle goes through a
+restricted unpickler that only rebuilds numpy arrays (Caffe2 ``{"blobs": {name: array}}``
+files), so a crafted pickle cannot run code. Key names are then mapped to avadet's, and every
+checkpoint tensor must find a model tensor of the same shape (and the reverse) or the load
+fails with :class:`~avadet.errors.CheckpointError` naming the keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import pickle
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from avadet.config import ModelConfig
+from avadet.errors import CheckpointError
+
+SOURCES = ("auto", "avadet", "pyslowfast", "caffe2", "pytorchvideo")
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_ZIP_MAGIC = b"PK\x03\x04"
+# The head: left fresh by backbone_only=True (Kinetics -> AVA initialisation).
+_HEAD_PREFIX = "head."
+
+
+@dataclass
+class LoadReport:
+    """What a load did. Keys are avadet names; ``unexpected`` keeps the checkpoint's own name
+    where it has no avadet counterpart."""
+
+    path: str
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    # (key, shape in the checkpoint, shape in the model)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    # Head tensors of the checkpoint dropped by backbone_only=True, and the model's head
+    # tensors left at their fresh initialisation.
+    skipped: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # bookkeeping blobs (model_iter, momenta)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        parts = [f"{self.path}: {self.source} checkpoint, {len(self.loaded)} tensors loaded"]
+        if self.fresh:
+            parts.append(f"{len(self.fresh)} head tensors left fresh")
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected)):
+            if keys:
+                parts.append(f"{len(keys)} {name}: {_clip(keys)}")
+        if self.mismatched:
+            shown = [f"{k} {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]
+            parts.append(f"{len(shown)} shape mismatches: {_clip(shown)}")
+        return "; ".join(parts)
+
+
+def _clip(items: list[str], limit: int = 12) -> str:
+    more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading files
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that can only rebuild numpy arrays, dtypes and scalars."""
+
+    ALLOWED = {
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing to load global '{module}.{name}': only numpy arrays are allowed"
+            )
+        if module.startswith("numpy.core."):
+            # NumPy 2 moved numpy.core to numpy._core (Python-2-era Caffe2 files use the old one).
+            module = "numpy._core." + module[len("numpy.core.") :]
+            try:
+                importlib.import_module(module)
+            except ImportError:  # NumPy 1
+                module = "numpy.core." + module[len("numpy._core.") :]
+        return getattr(importlib.import_module(module), name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("refusing persistent ids in a plain pickle")
+
+
+def _restricted_unpickle(data: bytes, path: str) -> Any:
+    last: Optional[Exception] = None
+    for encoding in ("ASCII", "latin1"):  # latin1 for Python-2 pickles of numpy arrays
+        try:
+            return _ArrayUnpickler(io.BytesIO(data), encoding=encoding).load()
+        except UnicodeDecodeError as exc:
+            last = exc
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(f"{path}: unsafe or invalid pickle: {exc}") from None
+        except Exception as exc:  # truncated or corrupt files raise many kinds of errors
+            raise CheckpointError(f"{path}: cannot read pickle: {exc}") from None
+    raise CheckpointError(f"{path}: cannot decode pickle: {last}")
+
+
+def read_checkpoint(path: Union[str, Path]) -> tuple[str, Any]:
+    """Read a checkpoint file. Returns ``("torch", object)`` or ``("caffe2", {name: array})``."""
+    path = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if data[:4] == _ZIP_MAGIC:
+        return "torch", _torch_load(data, path)
+    if not data[:1] == b"\x80":
+        raise CheckpointError(f"{path}: neither a torch checkpoint nor a pickle")
+    first = _restricted_unpickle(data, path)  # only the first pickle of the stream
+    if isinstance(first, int) and first == _TORCH_LEGACY_MAGIC:
+        return "torch", _torch_load(data, path)
+    if isinstance(first, dict):
+        blobs = first.get("blobs", first)
+        if isinstance(blobs, dict) and all(isinstance(k, str) for k in blobs):
+            return "caffe2", blobs
+    raise CheckpointError(f"{path}: a pickle without a 'blobs' dict of arrays")
+
+
+def _torch_load(data: bytes, path: str) -> Any:
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: torch.load(weights_only=True) failed: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Key maps: checkpoint name -> avadet name (None: not a model tensor of ours)
+
+_PATHWAY = {"0": "slow", "1": "fast"}
+_LATERAL_AT_STAGE = {1: "pool1", 2: "res2", 3: "res3", 4: "res4"}
+_BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
+
+
+def _pyslowfast_key(key: str) -> Optional[str]:
+    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
+    if m:
+        return f"backbone.{_PATHWAY[m[1]]}_stem.{m[2]}.{m[3]}"
+    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
+    if m and int(m[1]) in _LATERAL_AT_STAGE:
+        part = "conv" if m[2] == "conv_f2s" else "bn"
+        return f"backbone.lateral_{_LATERAL_AT_STAGE[int(m[1])]}.{part}.{m[3]}"
+    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1|branch1_bn|branch2\.[abc](?:_bn)?)\.(\w+)", key)
+    if m:
+        part = {"branch1": "shortcut", "branch1_bn": "shortcut_bn"}.get(m[4])
+        if part is None:
+            letter = m[4][len("branch2.")]
+            part = f"bn_{letter}" if m[4].endswith("_bn") else f"conv_{letter}"
+        return f"backbone.{_PATHWAY[m[2]]}_res{m[1]}.blocks.{m[3]}.{part}.{m[5]}"
+    m = re.fullmatch(r"s(\d)\.pathway(\d)_nonlocal(\d+)\.(conv_theta|conv_phi|conv_g|conv_out|bn)\.(\w+)", key)
+    if m:
+        return f"backbone.{_PATHWAY[m[2]]}_res{m[1]}.nonlocal_blocks.{m[3]}.{m[4]}.{m[5]}"
+    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
+    if m:
+        return f"head.projection.{m[1]}"
+    return None
+
+
+def _caffe2_key(key: str) -> Optional[str]:
+    path = "fast" if key.startswith("t_") else "slow"
+    name = key[2:] if key.startswith("t_") else key
+    if name == "conv1_w":
+        return f"backbone.{path}_stem.conv.weight"
+    m = re.fullmatch(r"res_conv1_bn_(s|b|rm|riv)", name)
+    if m:
+        return f"backbone.{path}_stem.bn.{_BN[m[1]]}"
+    m = re.fullmatch(r"pool1_subsample_(w|bn_s|bn_b|bn_rm|bn_riv)", name)
+    if m and path == "fast":
+        part = "conv.weight" if m[1] == "w" else f"bn.{_BN[m[1][3:]]}"
+        return f"backbone.lateral_pool1.{part}"
+    m = re.fullmatch(r"res(\d)_(\d+)_branch2c_bn_subsample_(w|bn_s|bn_b|bn_rm|bn_riv)", name)
+    if m and path == "fast":
+        part = "conv.weight" if m[3] == "w" else f"bn.{_BN[m[3][3:]]}"
+        return f"backbone.lateral_res{m[1]}.{part}"
+    m = re.fullmatch(r"res(\d)_(\d+)_branch(1|2a|2b|2c)_(w|bn_s|bn_b|bn_rm|bn_riv)", name)
+    if m:
+        if m[3] == "1":
+            conv, bn = "shortcut", "shortcut_bn"
+        else:
+            conv, bn = f"conv_{m[3][1]}", f"bn_{m[3][1]}"
+        part = f"{conv}.weight" if m[4] == "w" else f"{bn}.{_BN[m[4][3:]]}"
+        return f"backbone.{path}_res{m[1]}.blocks.{m[2]}.{part}"
+    m = re.fullmatch(r"nonlocal_conv(\d)_(\d+)_(theta|phi|g|out)_(w|b)", name)
+    if m:
+        param = "weight" if m[4] == "w" else "bias"
+        return f"backbone.{path}_res{m[1]}.nonlocal_blocks.{m[2]}.conv_{m[3]}.{param}"
+    m = re.fullmatch(r"nonlocal_conv(\d)_(\d+)_bn_(s|b|rm|riv)", name)
+    if m:
+        return f"backbone.{path}_res{m[1]}.nonlocal_blocks.{m[2]}.bn.{_BN[m[3]]}"
+    m = re.fullmatch(r"pred_(w|b)", key)
+    if m:
+        return f"head.projection.{'weight' if m[1] == 'w' else 'bias'}"
+    return None
+
+
+def _caffe2_ignored(key: str) -> bool:
+    return key in ("model_iter", "lr") or key.endswith("_momentum")
+
+
+_PTV_BLOCK_PART = {
+    "branch1_conv": "shortcut",
+    "branch1_norm": "shortcut_bn",
+    "branch2.conv_a": "conv_a",
+    "branch2.norm_a": "bn_a",
+    "branch2.conv_b": "conv_b",
+    "branch2.norm_b": "bn_b",
+    "branch2.conv_c": "conv_c",
+    "branch2.norm_c": "bn_c",
+}
+
+
+def _pytorchvideo_key(key: str) -> Optional[str]:
+    key = key[len("model.") :] if key.startswith("model.") else key
+    norm = {"conv": "conv", "norm": "bn"}
+    m = re.fullmatch(r"blocks\.0\.multipathway_blocks\.(\d)\.(conv|norm)\.(\w+)", key)
+    if m:
+        return f"backbone.{_PATHWAY[m[1]]}_stem.{norm[m[2]]}.{m[3]}"
+    m = re.fullmatch(r"blocks\.0\.(conv|norm)\.(\w+)", key)  # single-pathway (slow_r50)
+    if m:
+        return f"backbone.slow_stem.{norm[m[1]]}.{m[2]}"
+    m = re.fullmatch(r"blocks\.(\d)\.multipathway_fusion\.(conv_fast_to_slow|norm)\.(\w+)", key)
+    if m and int(m[1]) + 1 in _LATERAL_AT_STAGE:
+        part = "conv" if m[2] == "conv_fast_to_slow" else "bn"
+        return f"backbone.lateral_{_LATERAL_AT_STAGE[int(m[1]) + 1]}.{part}.{m[3]}"
+    m = re.fullmatch(
+        r"blocks\.(\d)\.(?:multipathway_blocks\.(\d)\.)?res_blocks\.(\d+)\."
+        r"(branch1_conv|branch1_norm|branch2\.conv_[abc]|branch2\.norm_[abc])\.(\w+)",
+        key,
+    )
+    if m:
+        path = _PATHWAY[m[2] or "0"]
+        return f"backbone.{path}_res{int(m[1]) + 1}.blocks.{m[3]}.{_PTV_BLOCK_PART[m[4]]}.{m[5]}"
+    m = re.fullmatch(r"(?:detection_head|blocks\.\d)\.proj\.(weight|bias)", key)
+    if m:
+        return f"head.projection.{m[1]}"
+    return None
+
+
+def _avadet_key(key: str) -> Optional[str]:
+    return key if key.startswith(("backbone.", "head.")) else None
+
+
+_KEY_MAPS: dict[str, Callable[[str], Optional[str]]] = {
+    "avadet": _avadet_key,
+    "pyslowfast": _pyslowfast_key,
+    "caffe2": _caffe2_key,
+    "pytorchvideo": _pytorchvideo_key,
+}
+
+
+def _state_dict_of(obj: Any, path: str) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        for container in ("model_state", "state_dict", "model"):
+            if isinstance(obj.get(container), dict):
+                obj = obj[container]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: no state dict of tensors found")
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _guess_style(keys: list[str]) -> str:
+    if any(k.startswith("s1.pathway0_stem.") for k in keys):
+        return "pyslowfast"
+    if any("multipathway_blocks" in k or re.match(r"(model\.)?blocks\.0\.", k) for k in keys):
+        return "pytorchvideo"
+    if any(k.startswith("backbone.") for k in keys):
+        return "avadet"
+    raise CheckpointError(
+        f"cannot tell the key style of the checkpoint (first keys: {_clip(sorted(keys), 5)})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_checkpoint(
+    model: nn.Module,
+    path: Union[str, Path],
+    *,
+    source: str = "auto",
+    backbone_only: bool = False,
+    strict: bool = True,
+) -> LoadReport:
+    """Load ``path`` into ``model`` (an :class:`~avadet.models.ActionModel`) in place.
+
+    ``source``: "auto" (sniff the bytes and the key names), "avadet", "pyslowfast" (``.pyth``
+    with ``model_state``), "caffe2" (``{"blobs": ...}`` pickles), "pytorchvideo" (state dicts of
+    ``pytorchvideo.models.hub`` models). ``backbone_only=True`` ignores the checkpoint's head
+    and leaves the model's fresh (Kinetics -> AVA initialisation); the report lists both.
+    With ``strict=True`` any missing, unexpected or shape-mismatched tensor raises
+    :class:`CheckpointError` listing the keys and nothing is loaded; with ``strict=False`` the
+    matching tensors are loaded and the rest is reported (and warned about), never copied.
+    """
+    if source not in SOURCES:
+        raise CheckpointError(f"source must be one of {SOURCES}, got {source!r}")
+    path = str(path)
+    kind, obj = read_checkpoint(path)
+    ignored: list[str] = []
+    if kind == "caffe2":
+        if source not in ("auto", "caffe2"):
+            raise CheckpointError(f"{path}: is a Caffe2 pickle, not a {source} checkpoint")
+        source = "caffe2"
+        tensors: dict[str, Any] = {}
+        for key, value in obj.items():
+            if _caffe2_ignored(key):
+                ignored.append(key)
+            elif not isinstance(value, np.ndarray):
+                raise CheckpointError(f"{path}: blob {key!r} is not an array")
+            else:
+                tensors[key] = torch.from_numpy(np.array(value, copy=True))
+    else:
+        if source == "caffe2":
+            raise CheckpointError(f"{path}: is a torch checkpoint, not a Caffe2 pickle")
+        tensors = _state_dict_of(obj, path)
+        if source == "auto":
+            source = _guess_style(list(tensors))
+    report = LoadReport(path=path, source=source, ignored=ignored)
+    _apply(model, tensors, _KEY_MAPS[source], report, backbone_only=backbone_only, strict=strict)
+    return report
+
+
+def _apply(
+    model: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    key_map: Callable[[str], Optional[str]],
+    report: LoadReport,
+    *,
+    backbone_only: bool,
+    strict: bool,
+) -> None:
+    own = model.state_dict()
+    matched: dict[str, torch.Tensor] = {}
+    for key, value in tensors.items():
+        name = key_map(key)
+        if name is None or name not in own:
+            if key.endswith("num_batches_tracked"):
+                continue  # bookkeeping, not a weight
+            shown = key if name is None or name == key else f"{key} (-> {name})"
+            report.unexpected.append(shown)
+            continue
+        if backbone_only and name.startswith(_HEAD_PREFIX):
+            report.skipped.append(name)
+            continue
+        if name in matched:
+            report.unexpected.append(f"{key} (duplicate of {name})")
+            continue
+        target = own[name]
+        if tuple(value.shape) != tuple(target.shape):
+            if name == "head.projection.weight" and value.numel() == target.numel():
+                value = value.reshape(target.shape)  # Caffe2 heads store FC weights as convs
+            else:
+                report.mismatched.append((name, tuple(value.shape), tuple(target.shape)))
+                continue
+        matched[name] = value
+    for name in own:
+        if name in matched or name.endswith("num_batches_tracked"):
+            continue
+        if backbone_only and name.startswith(_HEAD_PREFIX):
+            report.fresh.append(name)
+        else:
+            report.missing.append(name)
+    if strict and not report.ok:
+        raise CheckpointError(f"checkpoint does not fit the model: {report.summary()}")
+    if not report.ok:
+        warnings.warn(report.summary(), stacklevel=3)
+    merged = dict(own)
+    for name, value in matched.items():
+        merged[name] = value.to(dtype=own[name].dtype)
+    model.load_state_dict(merged, strict=True)
+    report.loaded = sorted(matched)
+
+
+def model_config_from_checkpoint(path: Union[str, Path]) -> ModelConfig:
+    """The architecture a checkpoint records: PySlowFast's ``cfg`` YAML or avadet's
+    ``model_config`` dict. Caffe2 pickles and pytorchvideo state dicts record none."""
+    from avadet.config import _from_dict
+    from avadet.models.build import config_from_pyslowfast_cfg
+
+    kind, obj = read_checkpoint(path)
+    if kind == "torch" and isinstance(obj, dict):
+        if isinstance(obj.get("cfg"), str):
+            return config_from_pyslowfast_cfg(obj["cfg"])
+        if isinstance(obj.get("model_config"), dict):
+            return _from_dict(ModelConfig, obj["model_config"], "model_config")
+    raise CheckpointError(f"{path}: records no architecture (no PySlowFast 'cfg' / 'model_config')")
+
+
+def build_model_from_checkpoint(
+    path: Union[str, Path], *, strict: bool = True, **overrides: Any
+) -> tuple[nn.Module, LoadReport]:
+    """Build the architecture a checkpoint records (PySlowFast ``cfg`` or avadet
+    ``model_config``), load its weights, and return the model and the report.
+    ``overrides`` replace ModelConfig fields that do not change tensor shapes (e.g.
+    ``roi_aligned``, ``head_activation``)."""
+    from avadet.models.build import build_model
+
+    cfg = model_config_from_checkpoint(path)
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    model = build_model(cfg)
+    report = load_checkpoint(model, path, strict=strict)
+    return model, report
