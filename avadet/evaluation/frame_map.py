@@ -124,6 +124,22 @@ def _keyframe_codes(
     return codes
 
 
+def _stable_order(primary: np.ndarray, descending: Optional[np.ndarray] = None) -> np.ndarray:
+    """Order by ``primary`` ascending, then ``descending`` descending, then array position.
+
+    Two stable sorts instead of ``np.lexsort``: the second, on small non-negative integer
+    codes, runs as a radix sort (several times faster at 10 million rows).
+    """
+    if descending is None:
+        first = np.arange(len(primary))
+    else:
+        first = np.argsort(-descending, kind="stable")
+    key = primary[first]
+    if len(key) and key.min() >= 0 and key.max() < 2**16:
+        key = key.astype(np.uint16)
+    return first[np.argsort(key, kind="stable")]
+
+
 def heap_cap_mask(
     keys: np.ndarray,
     scores: np.ndarray,
@@ -148,7 +164,8 @@ def heap_cap_mask(
     Args:
         keys: ``(N,)`` int64 keyframe codes, rows in file order.
         scores: ``(N,)`` float64. actions: ``(N,)`` int64.
-        boxes: ``(N, 4)`` float64 ``x1, y1, x2, y2``.
+        boxes: ``(N, 4)`` float64 ``x1, y1, x2, y2`` (anything indexable like it: only the
+            rows tied at the threshold are read).
         capacity: the heap size (50 in the official code).
     Returns:
         ``(N,)`` bool mask of the rows that survive.
@@ -157,7 +174,15 @@ def heap_cap_mask(
     keep = np.ones(n, dtype=bool)
     if n == 0:
         return keep
-    uniq, inverse, sizes = np.unique(keys, return_inverse=True, return_counts=True)
+    k_min = int(keys.min())
+    span = int(keys.max()) - k_min + 1
+    if span <= 4 * n + 1024:  # dense codes (the usual case): count without sorting
+        inverse = keys - k_min
+        n_groups = span
+        sizes = np.bincount(inverse, minlength=span)
+    else:
+        _, inverse, sizes = np.unique(keys, return_inverse=True, return_counts=True)
+        n_groups = len(sizes)
     big = sizes[inverse] > capacity
     if not big.any():
         return keep
@@ -165,13 +190,15 @@ def heap_cap_mask(
     g = inverse[rows]
     s = scores[rows]
     # Rank rows inside their keyframe by descending score (ties: any order, only the value of
-    # the capacity-th score is used).
-    order = np.lexsort((-s, g))
+    # the capacity-th score is used, so the fast unstable sort does).
+    by_score = np.argsort(-s)
+    key = g[by_score]
+    order = by_score[np.argsort(key.astype(np.uint16) if n_groups < 2**16 else key, kind="stable")]
     g_sorted = g[order]
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
     group_ids = g_sorted[starts]
     threshold_per_group = s[order][starts + capacity - 1]
-    thr = np.empty(len(uniq), dtype=np.float64)
+    thr = np.empty(n_groups, dtype=np.float64)
     thr[group_ids] = threshold_per_group
     t = thr[g]
     above = s > t
@@ -184,9 +211,9 @@ def heap_cap_mask(
     ge_sorted = ge_rows[np.argsort(ge_g, kind="stable")]
     ge_g_sorted = g[ge_sorted]
     ge_starts = np.flatnonzero(np.r_[True, ge_g_sorted[1:] != ge_g_sorted[:-1]])
-    t0 = np.full(len(uniq), -1, dtype=np.int64)
+    t0 = np.full(n_groups, -1, dtype=np.int64)
     t0[ge_g_sorted[ge_starts]] = ge_sorted[ge_starts + capacity - 1]
-    k_above = np.bincount(g[above], minlength=len(uniq))
+    k_above = np.bincount(g[above], minlength=n_groups)
     pos = np.arange(len(rows))
     candidates = np.flatnonzero(tie & (pos <= t0[g]))
     if len(candidates):
@@ -330,6 +357,16 @@ def average_precision(
 # --------------------------------------------------------------------------- the evaluator
 
 
+class _RowBoxes:
+    """``(N, 4)`` boxes of the table rows ``rows``, gathered only when indexed."""
+
+    def __init__(self, columns: list[np.ndarray], rows: np.ndarray):
+        self.columns, self.rows = columns, rows
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        return np.column_stack([column[self.rows[index]] for column in self.columns])
+
+
 def _frame(df: pd.DataFrame, name: str, needed: list[str]) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -419,17 +456,18 @@ def evaluate_frame_map(
     keep = ~p_excl
     p_rows, p_key, p_cls, p_score = p_rows[keep], p_key[keep], p_cls[keep], p_score[keep]
 
-    p_box = np.column_stack([pred[c].to_numpy(np.float64)[p_rows] for c in _BOX])
+    box_columns = [pred[c].to_numpy(np.float64) for c in _BOX]
 
     # At most `cap` predictions per keyframe, over all classes (official heap).
     if proto.cap is not None:
-        keep = heap_cap_mask(p_key, p_score, class_ids[p_cls], p_box, proto.cap)
-        counts["pred_rows_over_cap"] = int((~keep).sum())
-        p_rows, p_key, p_cls, p_score, p_box = (
-            p_rows[keep], p_key[keep], p_cls[keep], p_score[keep], p_box[keep]
+        keep = heap_cap_mask(
+            p_key, p_score, class_ids[p_cls], _RowBoxes(box_columns, p_rows), proto.cap
         )
+        counts["pred_rows_over_cap"] = int((~keep).sum())
+        p_rows, p_key, p_cls, p_score = p_rows[keep], p_key[keep], p_cls[keep], p_score[keep]
     else:
         counts["pred_rows_over_cap"] = 0
+    p_box = np.column_stack([column[p_rows] for column in box_columns])
 
     dtype = np.float32 if proto.float32 else np.float64
     p_box = p_box.astype(dtype)
@@ -489,10 +527,8 @@ def evaluate_frame_map(
     width = max(num_classes, 1)
     p_group = p_key * width + p_cls
     g_group = g_key * width + g_cls
-    if proto.match_by_score:
-        d_order = np.lexsort((p_rows, -p_score, p_group))
-    else:
-        d_order = np.lexsort((p_rows, p_group))
+    # Arrays are still in file order (p_rows ascending): stable sorts keep file order on ties.
+    d_order = _stable_order(p_group, p_score if proto.match_by_score else None)
     if proto.gt_by_person_id and "person_id" in gt.columns:
         g_pid = gt["person_id"].to_numpy(np.float64)[g_rows]
         g_order = np.lexsort((g_rows, -g_pid, g_group))
@@ -506,7 +542,7 @@ def evaluate_frame_map(
 
     # Ranking per class: descending score (float32 under MMAction2), ties in file order.
     rank_score = p_score.astype(dtype).astype(np.float64)
-    r_order = np.lexsort((p_rows, -rank_score, p_cls))
+    r_order = _stable_order(p_cls, rank_score)
     ap, curves = average_precision(p_cls[r_order], tp[r_order], num_gt, keep_curves)
 
     num_pred = np.bincount(p_cls, minlength=num_classes)

@@ -125,6 +125,9 @@ def test_heap_cap_equals_heapq(pool, picks, capacity):
     boxes = np.array([r[3:7] for r in rows], dtype=np.float64).reshape(-1, 4)
     kept = np.flatnonzero(heap_cap_mask(keys, scores, actions, boxes, capacity)).tolist()
     assert kept == slow_heap_cap(rows, capacity)
+    # Sparse keyframe codes take the np.unique path instead of bincount.
+    sparse = np.flatnonzero(heap_cap_mask(keys * 10**9, scores, actions, boxes, capacity))
+    assert sparse.tolist() == kept
 
 
 @settings(max_examples=80, deadline=None)
