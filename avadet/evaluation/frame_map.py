@@ -432,6 +432,13 @@ def evaluate_frame_map(
     p_key, p_cls = p_key[p_rows], p_cls[p_rows]
     p_score = pred["score"].to_numpy(np.float64)[p_rows]
 
+    finite = ~np.isnan(p_score)
+    counts["pred_rows_nan_score"] = int((~finite).sum())
+    if counts["pred_rows_nan_score"]:
+        # The official heap and sorts have no consistent answer for NaN; leave them out.
+        warnings.append(f"{counts['pred_rows_nan_score']} prediction rows with a NaN score ignored")
+        p_rows, p_key, p_cls, p_score = p_rows[finite], p_key[finite], p_cls[finite], p_score[finite]
+
     if proto.min_score is not None:
         high = p_score >= proto.min_score
         counts["pred_rows_low_score"] = int((~high).sum())

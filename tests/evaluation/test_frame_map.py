@@ -232,3 +232,11 @@ def test_evaluation_does_not_import_higher_layers() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_nan_scores_are_ignored_with_a_warning() -> None:
+    gt = gt_table([("v", 902, *BOX, 1, 0)])
+    pred = pred_table([("v", 902, *BOX, 1, float("nan")), ("v", 902, *BOX, 1, 0.4)])
+    r = evaluate_frame_map(gt, pred, [1])
+    assert r.per_class[1] == 1.0 and r.counts["pred_rows_nan_score"] == 1
+    assert any("NaN" in w for w in r.warnings)
