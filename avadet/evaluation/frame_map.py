@@ -147,19 +147,29 @@ def _small(codes: np.ndarray, bound: int) -> np.ndarray:
 def _kth_largest_per_group(g: np.ndarray, s: np.ndarray, n_groups: int, k: int) -> np.ndarray:
     """The ``k``-th largest of ``s`` within each group ``g`` (every group has >= k rows).
 
-    Rather than sorting all rows, bin the scores at global quantiles, find per group the bin
-    that holds its k-th largest score by counting, and sort only the rows of that bin.
+    Rather than sorting all rows, bin the scores on a uniform grid (between the 1st and 99th
+    percentile of a sample, clipped), find per group the bin that holds its k-th largest score
+    by counting, and sort only the rows of that bin. The binning is monotone in the score and
+    equal scores share a bin, so the answer is exact whatever the grid.
 
     Args:
         g: ``(N,)`` int64 group ids in ``[0, n_groups)``. s: ``(N,)`` finite float64 scores.
     Returns:
         ``(n_groups,)`` float64.
     """
+    nb = 128
     sample = s[:: max(1, len(s) // 100_000)]
-    edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, 65)[1:-1]))
-    bins = np.searchsorted(edges, s, side="right")  # equal scores share a bin; monotone
-    nb = len(edges) + 1
-    counts = np.bincount(g * nb + bins, minlength=n_groups * nb).reshape(n_groups, nb)
+    lo, hi = (float(v) for v in np.quantile(sample, [0.01, 0.99]))
+    scale = (nb - 1) / (hi - lo) if hi > lo and np.isfinite(hi - lo) else 0.0
+    scaled = s - lo
+    scaled *= scale
+    np.maximum(scaled, 0, out=scaled)
+    np.minimum(scaled, nb - 1, out=scaled)
+    bins = scaled.astype(np.int32)
+    del scaled
+    cell = g.astype(np.int64) * nb + bins if n_groups * nb >= 2**31 else g * nb + bins
+    counts = np.bincount(cell, minlength=n_groups * nb).reshape(n_groups, nb)
+    del cell
     from_top = np.cumsum(counts[:, ::-1], axis=1)  # rows in the top j + 1 bins
     j = np.argmax(from_top >= k, axis=1)
     target_bin = nb - 1 - j
@@ -219,11 +229,16 @@ def heap_cap_mask(
     crowded = sizes > capacity
     if not crowded.any():
         return keep
-    compact = np.cumsum(crowded) - 1  # crowded keyframe -> 0..n_groups-1
+    compact = (np.cumsum(crowded) - 1).astype(np.int32)  # crowded keyframe -> 0..n_groups-1
     n_groups = int(crowded.sum())
-    rows = np.flatnonzero(crowded[inverse])  # file order
-    g = compact[inverse[rows]]
-    s = scores[rows]
+    if crowded.all():  # the usual case at AVA scale: every keyframe is over the cap
+        rows = np.arange(n)
+        g = compact[inverse]
+        s = scores
+    else:
+        rows = np.flatnonzero(crowded[inverse])  # file order
+        g = compact[inverse[rows]]
+        s = scores[rows]
     thr = _kth_largest_per_group(g, s, n_groups, capacity)
     t = thr[g]
     above = s > t
@@ -446,10 +461,16 @@ def evaluate_frame_map(
     g_in = (class_ids[g_cls] == gt["action_id"].to_numpy()) if num_classes else np.zeros(len(gt), bool)
     # Class index by table lookup (one gather instead of a binary search per row).
     p_act = pred["action_id"].to_numpy(np.int64)
-    lo, hi = (int(class_ids[0]), int(class_ids[-1])) if num_classes else (0, -1)
-    lut = np.full(hi - lo + 2, -1, dtype=np.int64)
-    lut[class_ids - lo] = np.arange(num_classes)
-    p_cls = lut[np.clip(p_act - lo, -1, hi - lo + 1)]
+    a_min, a_max = (int(p_act.min()), int(p_act.max())) if len(p_act) else (0, 0)
+    top = max(a_max, int(class_ids[-1]) if num_classes else 0)
+    if a_min >= 0 and top < 1_000_000:
+        lut = np.full(top + 1, -1, dtype=np.int32)  # small dtypes: fewer pages to touch
+        lut[class_ids] = np.arange(num_classes)
+        p_cls = lut[p_act]
+    else:  # odd ids (negative or huge): binary search
+        pos = np.minimum(np.searchsorted(class_ids, p_act), max(num_classes - 1, 0))
+        found = class_ids[pos] == p_act if num_classes else np.zeros(len(p_act), dtype=bool)
+        p_cls = np.where(found, pos, -1)
     p_in = p_cls >= 0
     counts["gt_rows_other_classes"] = int((~g_in).sum())
     counts["pred_rows_other_classes"] = int((~p_in).sum())
@@ -485,9 +506,9 @@ def evaluate_frame_map(
         p_excl = np.zeros(len(p_key), dtype=bool)
     counts["gt_rows_excluded"] = int(g_excl.sum())
     counts["pred_rows_excluded"] = int((keep & p_excl).sum())
-    keep &= ~p_excl
     if not keep.all():
         p_rows, p_key, p_cls, p_score = p_rows[keep], p_key[keep], p_cls[keep], p_score[keep]
+        p_excl = p_excl[keep]
 
     counted = np.ones(len(g_key), dtype=bool) if proto.excluded_gt_are_misses else ~g_excl
     num_gt = np.bincount(g_cls[counted], minlength=num_classes).astype(np.int64)
@@ -497,15 +518,18 @@ def evaluate_frame_map(
 
     box_columns = [pred[c].to_numpy(np.float64) for c in _BOX]
 
-    # At most `cap` predictions per keyframe, over all classes (official heap).
+    # At most `cap` predictions per keyframe, over all classes (official heap). The cap works
+    # per keyframe, so excluded keyframes can ride along and leave with the capped rows.
+    keep = ~p_excl
     if proto.cap is not None:
-        keep = heap_cap_mask(
+        capped = heap_cap_mask(
             p_key, p_score, class_ids[p_cls], _RowBoxes(box_columns, p_rows), proto.cap
         )
-        counts["pred_rows_over_cap"] = int((~keep).sum())
-        p_rows, p_key, p_cls, p_score = p_rows[keep], p_key[keep], p_cls[keep], p_score[keep]
+        counts["pred_rows_over_cap"] = int((keep & ~capped).sum())
+        keep &= capped
     else:
         counts["pred_rows_over_cap"] = 0
+    p_rows, p_key, p_cls, p_score = p_rows[keep], p_key[keep], p_cls[keep], p_score[keep]
     p_box = np.column_stack([column[p_rows] for column in box_columns])
 
     dtype = np.float32 if proto.float32 else np.float64

@@ -242,9 +242,9 @@ def _run(cmd: list[str], cwd: Path, log: Path) -> tuple[float, str]:
     return wall, done.stdout
 
 
-def run_avadet(paths: dict[str, Path], protocol: str, workdir: Path) -> dict:
+def run_avadet(paths: dict[str, Path], protocol: str, workdir: Path, exclusions: bool) -> dict:
     env_cmd = [sys.executable, "-c", AVADET_RUNNER, str(paths["gt"]), str(paths["pred"]),
-               str(paths["labelmap"]), str(paths["exclusions"]), protocol]
+               str(paths["labelmap"]), str(paths["exclusions"]) if exclusions else "-", protocol]
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     wall, out = _run(env_cmd, REPO, workdir / "avadet.log")
     line = next(s for s in out.splitlines() if s.startswith("BENCH_RESULT "))
@@ -311,14 +311,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     official = None
     protocol = args.protocol or "activitynet2019"
+    use_exclusions = True
     if args.official is not None:
         eval_dir = _official_dir(args.official)
-        protocol = args.protocol or (
-            "activitynet2019" if '"-e"' in (eval_dir / "get_ava_performance.py").read_text()
-            else "activitynet"
-        )
-    print(f"avadet ({protocol}) ...", flush=True)
-    ours = run_avadet(paths, protocol, workdir)
+        # The latest official code has no exclusions file: compare without one.
+        use_exclusions = '"-e"' in (eval_dir / "get_ava_performance.py").read_text()
+        protocol = args.protocol or ("activitynet2019" if use_exclusions else "activitynet")
+    print(f"avadet ({protocol}{'' if use_exclusions else ', no exclusions'}) ...", flush=True)
+    ours = run_avadet(paths, protocol, workdir, use_exclusions)
     if args.official is not None:
         print(f"official ({args.official}) ...", flush=True)
         official = run_official(args.official, paths, workdir)
