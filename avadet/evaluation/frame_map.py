@@ -407,7 +407,7 @@ class _RowBoxes:
         return np.column_stack([column[self.rows[index]] for column in self.columns])
 
 
-def _frame(df: pd.DataFrame, name: str, needed: list[str]) -> None:
+def _require_columns(df: pd.DataFrame, name: str, needed: list[str]) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
         from avadet.errors import AvadetError
@@ -446,8 +446,8 @@ def evaluate_frame_map(
         ``pred_videos_no_gt`` and ``pred_rows_evaluated``.
     """
     proto = get_protocol(protocol)
-    _frame(gt, "ground-truth", ["video_id", "timestamp", *_BOX, "action_id"])
-    _frame(pred, "prediction", ["video_id", "timestamp", *_BOX, "action_id", "score"])
+    _require_columns(gt, "ground-truth", ["video_id", "timestamp", *_BOX, "action_id"])
+    _require_columns(pred, "prediction", ["video_id", "timestamp", *_BOX, "action_id", "score"])
     class_ids, names = _class_table(labelmap)
     num_classes = len(class_ids)
     counts: dict[str, int] = {"gt_rows": len(gt), "pred_rows": len(pred)}
