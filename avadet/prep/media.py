@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
 import av
 import numpy as np
+
+from avadet.errors import FormatError
 
 PathLike = Union[str, Path]
 
@@ -130,3 +133,106 @@ def open_video_writer(path: PathLike, **kwargs) -> Iterator[VideoWriter]:
         writer.abort()
         raise
     writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: frames resampled to a target rate by timestamps
+
+
+@dataclass
+class VideoInfo:
+    """What PyAV reports about a video's first video stream."""
+
+    path: Path
+    fps: Fraction  # average frame rate (guessed where the container has none)
+    duration: Optional[float]  # seconds, from the container; None if unknown
+    width: int
+    height: int
+    start_time: Fraction  # the container's start time in seconds (ffmpeg seeks relative to it)
+
+
+def _open(path: Path):
+    try:
+        container = av.open(str(path))
+    except FileNotFoundError:
+        raise FormatError(path, "video not found") from None
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise FormatError(path, f"cannot open video: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise FormatError(path, "no video stream")
+    return container
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Frame rate, duration and size of a video (no decoding)."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate:
+            raise FormatError(path, "cannot tell the video's frame rate")
+        duration = container.duration / av.time_base if container.duration else None
+        start = Fraction(container.start_time or 0, av.time_base)
+        return VideoInfo(path, Fraction(rate), duration, stream.codec_context.width,
+                         stream.codec_context.height, start)
+
+
+def iter_resampled_frames(
+    path: PathLike,
+    *,
+    fps: Union[int, float, Fraction, None] = None,
+    start: float = 0.0,
+    duration: Optional[float] = None,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Decode ``path`` and yield ``(j, frame)`` for output frames at times ``start + j / fps``.
+
+    Output frame ``j`` is the source frame *showing* that time: the last one whose timestamp
+    is at or before it (the first frame for times before it). Times are relative to the
+    container's start time and compared exactly (fractions), so a 30-fps source at 30 fps
+    maps frame to frame, a 25-fps source is resampled to the right count, and a cut
+    ``[start, start + duration)`` yields ``ceil(duration * fps)`` frames when the source covers
+    it (901 s at 30 fps: 27,030). Frames are yielded until ``start + duration`` or the end of
+    the last source frame. ``fps=None`` keeps the source's average rate.
+
+    Raises:
+        FormatError: the file cannot be opened or decoded (names the file).
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        src_rate = Fraction(stream.average_rate or stream.guessed_rate or 30)
+        rate = Fraction(fps).limit_denominator(1001) if fps is not None else src_rate
+        tb = Fraction(stream.time_base)
+        origin = Fraction(container.start_time or 0, av.time_base)
+        t0 = Fraction(start).limit_denominator(1000)
+        limit = None if duration is None else int(np.ceil(Fraction(duration).limit_denominator(1000) * rate))
+        end = None if duration is None else t0 + Fraction(limit, 1) / rate
+        if t0 > 0:
+            container.seek(int((t0 + origin) / tb), stream=stream, backward=True, any_frame=False)
+        j = 0
+        prev, prev_end = None, None
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            t = frame.pts * tb - origin
+            if prev is None:
+                prev = frame  # times before the first frame show the first frame
+            while (limit is None or j < limit) and t0 + j / rate < t:
+                yield j, prev
+                j += 1
+            prev = frame
+            length = frame.duration * tb if frame.duration else 1 / src_rate
+            prev_end = t + length
+            if (limit is not None and j >= limit) or (end is not None and t >= end):
+                break
+        if prev is not None and prev_end is not None:
+            while (limit is None or j < limit) and t0 + j / rate < prev_end:
+                yield j, prev
+                j += 1
+    except av.FFmpegError as exc:
+        raise FormatError(path, f"cannot decode video: {exc}") from None
+    finally:
+        container.close()
