@@ -42,6 +42,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -54,6 +55,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import yaml
+from tqdm import tqdm
 
 from avadet.config import load_config
 from avadet.errors import AvadetError, ConfigError
@@ -423,23 +425,36 @@ BOUNCE_AMPLITUDE = 0.04  # fraction of the frame height
 SWAY_AMPLITUDE = 0.05  # fraction of the frame width
 
 
+def _cycle(k: np.ndarray, period: Union[int, np.ndarray]) -> np.ndarray:
+    """Fraction of a cycle at frame ``k`` for integer ``period`` frames (0: no motion).
+
+    Computed from ``k mod period`` so frames a whole period apart get bit-identical poses:
+    the frozen look to the Slow pathway is exact, not just up to rounding.
+    """
+    period = np.broadcast_to(np.asarray(period, dtype=np.int64), k.shape)
+    safe = np.maximum(period, 1)
+    return np.where(period > 0, np.mod(k, safe) / safe, 0.0)
+
+
 def actor_tracks(actor: ActorPlan, hidden: np.ndarray, spec: SyntheticSpec) -> ActorTracks:
     """Positions and arm angle per frame. A still class uses the pose of a random phase of its
     fast counterpart, so the Slow pathway cannot tell them apart."""
     T = len(hidden)
-    k = np.arange(T, dtype=np.float64)
-    ep = np.searchsorted(actor.episode_starts, np.arange(T), side="right") - 1
+    k = np.arange(T, dtype=np.int64)
+    ep = np.searchsorted(actor.episode_starts, k, side="right") - 1
     tau = slow_stride(spec)
-    arm_period = {"fast_wave": tau, "slow_wave": spec.slow_wave_period, "arm_still": np.inf}
-    arm_freq = np.array([2 * np.pi / arm_period[a] for a in actor.arm])[ep]
-    theta = actor.arm_rest[ep] + ARM_AMPLITUDE * np.sin(arm_freq * k + actor.arm_phase[ep])
-
+    arm_period = {"fast_wave": tau, "slow_wave": spec.slow_wave_period, "arm_still": 0}
+    periods = np.array([arm_period[a] for a in actor.arm], dtype=np.int64)[ep]
+    theta = actor.arm_rest[ep] + ARM_AMPLITUDE * np.sin(
+        2 * np.pi * _cycle(k, periods) + actor.arm_phase[ep])
     body = np.array(actor.body)[ep]
     body_phase = actor.body_phase[ep]
-    sway = np.where(body == "slow_sway", np.sin(2 * np.pi * k / spec.sway_period + body_phase), 0.0)
+    sway = np.where(body == "slow_sway",
+                    np.sin(2 * np.pi * _cycle(k, spec.sway_period) + body_phase), 0.0)
     # fast_bounce oscillates with period tau; no body motion freezes a random phase of it.
-    bounce_arg = np.where(body == "fast_bounce", 2 * np.pi * k / tau, 0.0) + body_phase
-    bounce = np.where(body == "slow_sway", 0.0, np.sin(bounce_arg))
+    bounce_period = np.where(body == "fast_bounce", tau, 0)
+    bounce = np.where(body == "slow_sway", 0.0,
+                      np.sin(2 * np.pi * _cycle(k, bounce_period) + body_phase))
     return ActorTracks(
         cx=actor.cx0 + SWAY_AMPLITUDE * spec.width * sway,
         cy=actor.cy0 + BOUNCE_AMPLITUDE * spec.height * bounce,
@@ -770,6 +785,23 @@ def _write_media(plan: VideoPlan, spec: SyntheticSpec, root: Path, chunk: int = 
                         raise AvadetError(f"{name}: cannot write JPEG")
 
 
+def _media_task(args: tuple[VideoPlan, SyntheticSpec, Path]) -> str:
+    _write_media(*args)
+    return args[0].video_id
+
+
+def _write_all_media(plans: list[VideoPlan], spec: SyntheticSpec, root: Path, workers: int) -> None:
+    tasks = [(plan, spec, root) for plan in plans]
+    if workers <= 1 or len(plans) == 1:
+        for task in tqdm(tasks, desc="synthetic videos", unit="video", disable=len(tasks) < 4):
+            _media_task(task)
+        return
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(plans))) as pool:
+        for _ in tqdm(pool.imap_unordered(_media_task, tasks), total=len(tasks),
+                      desc="synthetic videos", unit="video"):
+            pass
+
+
 def write_annotations(plans: list[VideoPlan], spec: SyntheticSpec, root: Path, seed: int) -> None:
     """Every annotation file of the dataset under ``root/annotations``."""
     ann = root / "annotations"
@@ -797,7 +829,7 @@ def _same_dataset(out_dir: Path, meta: dict) -> bool:
 
 
 def make_synthetic(out_dir: PathLike, *, preset: str = "tiny", seed: int = 0,
-                   overwrite: bool = False, **overrides: Any) -> Path:
+                   overwrite: bool = False, workers: int = 1, **overrides: Any) -> Path:
     """Generate a complete synthetic AVA-format dataset in ``out_dir``; return its path.
 
     Args:
@@ -806,6 +838,8 @@ def make_synthetic(out_dir: PathLike, *, preset: str = "tiny", seed: int = 0,
         preset: "tiny" (tests, ~1 s), "cpu" (trains in minutes on 2 cores), "gpu".
         seed: the same seed and settings give byte-identical annotation files and frames.
         overwrite: replace an existing different dataset in ``out_dir``.
+        workers: processes drawing and encoding videos in parallel (the output does not
+            depend on it: each video has its own random stream).
         **overrides: :class:`SyntheticSpec` fields, e.g. ``num_train_videos=4, width=96``.
     Returns:
         ``out_dir`` (absolute). The dataset is built in a temporary sibling folder and moved
@@ -828,8 +862,7 @@ def make_synthetic(out_dir: PathLike, *, preset: str = "tiny", seed: int = 0,
     try:
         write_annotations(plans, spec, tmp, seed)
         if spec.write_frames or spec.write_videos:
-            for plan in plans:
-                _write_media(plan, spec, tmp)
+            _write_all_media(plans, spec, tmp, workers)
         T = spec.duration * spec.fps
         for split in ("train", "val"):
             ids = [p.video_id for p in plans if p.split == split]

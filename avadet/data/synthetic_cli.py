@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
                         help="size: tiny (tests), cpu (trains in minutes on 2 cores), gpu")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes drawing videos in parallel (same output)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a different dataset already in OUT")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.perf_counter()
     root = make_synthetic(args.out, preset=args.preset, seed=args.seed,
-                          overwrite=args.overwrite, **_parse_overrides(args.overrides))
+                          overwrite=args.overwrite, workers=args.workers, **_parse_overrides(args.overrides))
     meta = load_meta(root)
     videos = meta["videos"]
     n_train = sum(v["split"] == "train" for v in videos)

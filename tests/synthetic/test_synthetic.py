@@ -299,3 +299,37 @@ def test_shipped_configs_match_the_generator(preset: str) -> None:
     generated["data"].pop("root")
     assert shipped == generated
     load_config(REPO / "configs" / "synthetic" / f"{preset}.yaml")
+
+
+def test_slow_frames_of_a_fast_motion_are_pixel_identical() -> None:
+    """Rendered on a flat, noise-free background, the slow frames of a clip around a keyframe
+    are bit-identical for an actor doing fast_wave (or fast_bounce), while its fast frames
+    differ; a slow_wave actor's slow frames differ."""
+    spec = syn.resolve_spec("cpu", actors_per_video=(1, 1), noise_std=0.0, num_train_videos=8, duration=14,
+                            num_val_videos=0, empty_keyframes_per_split=0)
+    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
+    margin = 8
+    flat = np.full((spec.height + 2 * margin, spec.width + 2 * margin, 3), 128.0, np.float32)
+    checked = {"frozen": 0, "moving": 0}
+    for plan in syn.plan_dataset(spec, seed=4):
+        (actor,) = plan.actors
+        tracks = [syn.actor_tracks(actor, plan.hidden, spec)]
+        frames = syn.render_frames(plan, tracks, spec, 0, plan.num_frames, flat, margin,
+                                   np.random.default_rng(0))
+        for c in syn.keyframe_index(syn.keyframe_timestamps(spec), spec):
+            ep = set(tracks[0].episode[c + fast_off])
+            if len(ep) != 1:
+                continue
+            ep = ep.pop()
+            arm, body = actor.arm[ep], actor.body[ep]
+            slow = frames[c + slow_off].astype(int)
+            fast = frames[c + fast_off].astype(int)
+            if arm in ("fast_wave", "arm_still") and body != "slow_sway":
+                assert (slow == slow[0]).all()
+                moving = arm == "fast_wave" or body == "fast_bounce"
+                assert (fast != fast[0]).any() == moving
+                checked["frozen"] += 1
+            elif arm == "slow_wave":
+                assert (slow != slow[0]).any()
+                checked["moving"] += 1
+    assert min(checked.values()) >= 5, checked
