@@ -65,7 +65,7 @@ from avadet.prep.media import open_video_writer
 
 PathLike = Union[str, Path]
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump whenever the output changes: old folders are then not reused
 META_NAME = "synthetic_meta.json"
 
 
@@ -205,6 +205,8 @@ def resolve_spec(preset: str = "tiny", **overrides: Any) -> SyntheticSpec:
     spec = dataclasses.replace(PRESETS[preset], **overrides)
     if spec.width % 2 or spec.height % 2:
         raise ConfigError(f"width and height must be even (yuv420p video), got {spec.width}x{spec.height}")
+    if spec.num_train_videos < 0 or spec.num_val_videos < 0 or spec.num_train_videos + spec.num_val_videos < 1:
+        raise ConfigError("need at least one video (num_train_videos + num_val_videos >= 1)")
     if spec.duration < 5:
         raise ConfigError(f"duration must be at least 5 s (keyframes start 2 s in), got {spec.duration}")
     if min(spec.actors_per_video) < 1 or spec.actors_per_video[0] > spec.actors_per_video[1]:
@@ -420,7 +422,7 @@ class ActorTracks:
 
 
 _OBJECT_CODES = {"": 0, "hold_red": 1, "hold_blue": 2, "hold_green": 3}
-ARM_AMPLITUDE = 0.75  # radians
+ARM_AMPLITUDE = 0.9  # radians
 BOUNCE_AMPLITUDE = 0.04  # fraction of the frame height
 SWAY_AMPLITUDE = 0.05  # fraction of the frame width
 
@@ -472,18 +474,19 @@ def _geometry(actor: ActorPlan, tr: ActorTracks) -> dict[str, np.ndarray]:
     head_y = tr.cy - actor.ry - 0.8 * hr
     sx = tr.cx + actor.side * 0.7 * actor.rx
     sy = tr.cy - 0.55 * actor.ry
-    arm_len = 0.95 * actor.ry
+    arm_len = 1.05 * actor.ry
     ex = sx + actor.side * arm_len * np.sin(tr.theta)
     ey = sy + arm_len * np.cos(tr.theta)
     return {"hr": np.broadcast_to(hr, tr.cx.shape), "head_y": head_y, "sx": sx, "sy": sy,
-            "ex": ex, "ey": ey, "arm_hw": np.broadcast_to(max(0.9, 0.28 * actor.rx), tr.cx.shape),
+            "ex": ex, "ey": ey, "arm_hw": np.broadcast_to(max(1.0, 0.34 * actor.rx), tr.cx.shape),
+            "hand_r": np.broadcast_to(max(1.2, 0.42 * actor.rx), tr.cx.shape),
             "obj_hs": np.broadcast_to(max(1.6, 0.5 * actor.rx), tr.cx.shape)}
 
 
 def actor_boxes(actor: ActorPlan, tr: ActorTracks, spec: SyntheticSpec) -> np.ndarray:
     """``(T, 4)`` normalised ``x1, y1, x2, y2`` person boxes (body, head, hat, arm, object)."""
     g = _geometry(actor, tr)
-    reach = np.where(tr.obj > 0, g["obj_hs"], g["arm_hw"])
+    reach = np.where(tr.obj > 0, g["obj_hs"], g["hand_r"])
     top = np.where(tr.hat, g["head_y"] - 1.9 * g["hr"], g["head_y"] - g["hr"])
     x1 = np.minimum.reduce([tr.cx - actor.rx, tr.cx - g["hr"], g["ex"] - reach, g["sx"] - g["arm_hw"]])
     x2 = np.maximum.reduce([tr.cx + actor.rx, tr.cx + g["hr"], g["ex"] + reach, g["sx"] + g["arm_hw"]])
@@ -570,10 +573,12 @@ def _draw_actor(view: np.ndarray, x0: int, y0: int, actor: ActorPlan, tr: ActorT
     sx, sy, ex, ey = col(g["sx"]), col(g["sy"]), col(g["ex"]), col(g["ey"])
     dx, dy = ex - sx, ey - sy
     u = np.clip(((X - sx) * dx + (Y - sy) * dy) / (dx**2 + dy**2 + 1e-9), 0.0, 1.0)
+    # A dark sleeve and a skin-coloured hand: the arm stands out from the mid-grey scene.
     paint((X - sx - u * dx) ** 2 + (Y - sy - u * dy) ** 2 <= col(g["arm_hw"]) ** 2,
-          actor.body_colours[0] * 0.8)
+          actor.body_colours[0] * 0.45)
     # Held object at the hand.
     obj, hs = col(tr.obj), col(g["obj_hs"])
+    paint(((X - ex) ** 2 + (Y - ey) ** 2 <= col(g["hand_r"]) ** 2) & (obj == 0), actor.skin)
     jitter = actor.object_colours[tr.episode[start:stop]]
     ax, ay = np.abs(X - ex), np.abs(Y - ey)
     shapes = {
@@ -652,7 +657,9 @@ def predicted_boxes_table(plans: list[VideoPlan], spec: SyntheticSpec, split: st
             **dict(zip(["x1", "y1", "x2", "y2"], np.concatenate([coords, fp]).T)),
             "score": np.concatenate([scores, fp_scores]),
         }))
-    df = pd.concat(parts, ignore_index=True)
+    columns = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "score"]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {c: pd.Series(dtype=str if c == "video_id" else np.float64) for c in columns})
     boxes = _round_boxes(np.clip(df[["x1", "y1", "x2", "y2"]].to_numpy(), 0.0, 1.0))
     boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 0.001)
     df[["x1", "y1", "x2", "y2"]] = np.minimum(boxes, 1.0)

@@ -333,3 +333,47 @@ def test_slow_frames_of_a_fast_motion_are_pixel_identical() -> None:
                 assert (slow != slow[0]).any()
                 checked["moving"] += 1
     assert min(checked.values()) >= 5, checked
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    pos, neg = scores[positive], scores[~positive]
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def test_written_frames_show_fast_motion_only_at_the_fast_stride(tmp_path: Path) -> None:
+    """On the JPEGs as written (noise, panning background, JPEG coding), the share of
+    strongly changing pixels inside a person's box between consecutive *fast* frames separates
+    fast_wave from arm_still; between consecutive *slow* frames it does not."""
+    kw = dict(preset="cpu", num_train_videos=8, num_val_videos=0, duration=12, write_videos=False)
+    root = syn.make_synthetic(tmp_path / "m", seed=0, **kw)
+    spec = syn.resolve_spec(**kw)
+    plans = {p.video_id: p for p in syn.plan_dataset(spec, 0)}
+    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
+    boxes, labels = merge_box_labels(read_annotations(root / ANN / "ava_train_v2.2.csv"), [1, 2, 3, 4, 5])
+    scale = np.array([spec.width, spec.height] * 2)
+
+    def changing(video_id: str, t: int, box: np.ndarray, offsets: np.ndarray) -> float:
+        c = (t - 900) * spec.fps
+        x1, y1, x2, y2 = np.round(box * scale).astype(int)
+        frames = [cv2.imread(str(root / "frames" / video_id / f"{video_id}_{c + o + 1:06d}.jpg"))
+                  [y1:y2, x1:x2].astype(np.float32) for o in offsets]
+        return float(np.mean([(np.abs(a - b).max(-1) > 40).mean() for a, b in zip(frames, frames[1:])]))
+
+    fast, slow, is_wave = [], [], []
+    for i, row in boxes.iterrows():
+        # fast_wave vs arm_still only, without body motion (it moves the whole box).
+        if not labels[i, :2].any() or labels[i, 3:].any():
+            continue
+        plan = plans[row.video_id]
+        actor = next(a for a in plan.actors if a.person_id == row.person_id)
+        c = (row.timestamp - 900) * spec.fps
+        if len(set(syn.actor_tracks(actor, plan.hidden, spec).episode[c + fast_off])) != 1:
+            continue  # the clip's first frame belongs to the previous episode
+        box = row[["x1", "y1", "x2", "y2"]].to_numpy(float)
+        fast.append(changing(row.video_id, row.timestamp, box, fast_off))
+        slow.append(changing(row.video_id, row.timestamp, box, slow_off))
+        is_wave.append(bool(labels[i, 0]))
+    is_wave = np.array(is_wave)
+    assert 5 <= is_wave.sum() <= len(is_wave) - 5
+    assert _auc(np.array(fast), is_wave) > 0.9
+    assert 0.25 < _auc(np.array(slow), is_wave) < 0.75
