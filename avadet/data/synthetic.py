@@ -65,7 +65,7 @@ from avadet.prep.media import open_video_writer
 
 PathLike = Union[str, Path]
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 2  # bump whenever the output changes: old folders are then not reused
+GENERATOR_VERSION = 3  # bump whenever the output changes: old folders are then not reused
 META_NAME = "synthetic_meta.json"
 
 
@@ -311,6 +311,16 @@ def _muted(rng: np.random.Generator, n: int, lo: float = 50, hi: float = 200,
     return grey + saturation * (colours - grey)
 
 
+def _arm_side(drawn: float, slot: float, slot_width: float, width: int) -> float:
+    """Figures in the outer slots hold their arm towards the centre, so a held object never
+    leaves the picture; the others use the ``drawn`` side."""
+    if slot_width < width and slot < slot_width:
+        return 1.0
+    if slot_width < width and slot > width - slot_width:
+        return -1.0
+    return drawn
+
+
 def _plan_actor(rng: np.random.Generator, spec: SyntheticSpec, person_id: int, slot: float,
                 slot_width: float, num_frames: int) -> ActorPlan:
     H, fps = spec.height, spec.fps
@@ -328,7 +338,7 @@ def _plan_actor(rng: np.random.Generator, spec: SyntheticSpec, person_id: int, s
         cy0=rng.uniform(0.52, 0.6) * H,
         rx=rx,
         ry=ry,
-        side=float(rng.choice([-1.0, 1.0])),
+        side=_arm_side(float(rng.choice([-1.0, 1.0])), slot, slot_width, spec.width),
         body_colours=_muted(rng, 2),
         skin=np.array([(224, 172, 105), (198, 134, 66), (141, 85, 36), (241, 194, 125)])[
             rng.integers(0, 4)
