@@ -65,7 +65,7 @@ from avadet.prep.media import open_video_writer
 
 PathLike = Union[str, Path]
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 3  # bump whenever the output changes: old folders are then not reused
+GENERATOR_VERSION = 4  # bump whenever the output changes: old folders are then not reused
 META_NAME = "synthetic_meta.json"
 
 
@@ -149,7 +149,7 @@ class SyntheticSpec:
     alpha: int = 4
     slow_wave_period: int = 45  # frames
     sway_period: int = 60  # frames
-    noise_std: float = 6.0  # per-pixel Gaussian noise, grey levels
+    noise_std: float = 4.0  # per-pixel Gaussian noise, grey levels
     empty_keyframes_per_split: int = 1  # keyframes with nobody in the picture
     excluded_keyframes_per_split: int = 1  # keyframes listed as excluded (no gt rows)
     # Detector noise of the predicted person boxes.
@@ -182,7 +182,7 @@ PRESETS: dict[str, SyntheticSpec] = {
     ),
     # Trains in minutes on 2 CPU cores.
     "cpu": SyntheticSpec(
-        num_train_videos=9, num_val_videos=3, duration=24, width=128, height=96,
+        num_train_videos=14, num_val_videos=4, duration=24, width=128, height=96,
         empty_keyframes_per_split=3, excluded_keyframes_per_split=3, max_epoch=12.0,
     ),
     # A larger benchmark for a GPU.
