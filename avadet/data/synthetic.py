@@ -697,7 +697,8 @@ def config_dict(spec: SyntheticSpec, root: PathLike, *, arch: str = "slowfast") 
     jitter = list(spec.train_jitter_scales) if any(spec.train_jitter_scales) else [short, int(round(short * 1.25))]
     data = {
         "root": str(Path(root).resolve()),
-        "source": "frames",
+        # Read JPEG folders when they were written, else decode the videos.
+        "source": "frames" if spec.write_frames or not spec.write_videos else "video",
         "classes": evaluated,
         "fps": float(spec.fps),
         "segment_start": float(spec.segment_start),
@@ -881,7 +882,7 @@ def make_synthetic(out_dir: PathLike, *, preset: str = "tiny", seed: int = 0,
         if spec.write_frames or spec.write_videos:
             _write_all_media(plans, spec, tmp, workers)
         T = spec.duration * spec.fps
-        for split in ("train", "val"):
+        for split in ("train", "val") if spec.write_frames else ():
             ids = [p.video_id for p in plans if p.split == split]
             write_frame_list(tmp / "frame_lists" / f"{split}.csv", ids, [T] * len(ids))
         for name, arch in (("config.yaml", "slowfast"), ("config_slow.yaml", "slow")):

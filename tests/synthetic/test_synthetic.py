@@ -108,6 +108,13 @@ def test_same_seed_gives_identical_files_other_seed_differs(tmp_path: Path) -> N
     assert (a / ANN / "ava_train_v2.2.csv").read_bytes() != (c / ANN / "ava_train_v2.2.csv").read_bytes()
 
 
+def test_video_only_dataset_reads_videos(tmp_path: Path) -> None:
+    out = syn.make_synthetic(tmp_path / "v", preset="tiny", write_frames=False)
+    assert load_config(out / "config.yaml").data.source == "video"
+    assert not (out / "frames").exists() and not (out / "frame_lists").exists()
+    assert len(list((out / "videos").glob("*.mp4"))) == 3
+
+
 def test_frames_are_deterministic(tmp_path: Path) -> None:
     kw = dict(preset="tiny", seed=1, write_videos=False, num_train_videos=1, num_val_videos=1, duration=5)
     a = syn.make_synthetic(tmp_path / "a", **kw)
@@ -287,6 +294,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "motion-defined classes" in capsys.readouterr().out
     assert syn.load_meta(out)["spec"]["num_train_videos"] == 1
     assert not (out / "videos").exists()
+    assert load_config(out / "config.yaml").data.source == "frames"
     assert cli_main(["make-synthetic", str(out), "--set", "nonsense=1"]) == 2
 
 
