@@ -65,7 +65,7 @@ from avadet.prep.media import open_video_writer
 
 PathLike = Union[str, Path]
 LOG = logging.getLogger(__name__)
-GENERATOR_VERSION = 4  # bump whenever the output changes: old folders are then not reused
+GENERATOR_VERSION = 5  # bump whenever the output changes: old folders are then not reused
 META_NAME = "synthetic_meta.json"
 
 
@@ -790,7 +790,7 @@ def _write_media(plan: VideoPlan, spec: SyntheticSpec, root: Path, chunk: int = 
         if spec.write_videos:
             writer = stack.enter_context(open_video_writer(
                 root / "videos" / f"{plan.video_id}.mp4", width=spec.width, height=spec.height,
-                fps=spec.fps, crf=spec.crf))
+                fps=spec.fps, crf=spec.crf, gop=spec.fps))
         for start in range(0, plan.num_frames, chunk):
             stop = min(start + chunk, plan.num_frames)
             frames = render_frames(plan, tracks, spec, start, stop, background, margin, rng)

@@ -45,7 +45,8 @@ class VideoWriter:
     """Append RGB frames to a video; the file appears at ``path`` only after :meth:`close`.
 
     Frames are ``(H, W, 3)`` uint8 RGB, or ``(N, H, W, 3)`` batches. ``H`` and ``W`` must be
-    even (``yuv420p``). Frame ``k`` gets presentation time ``k / fps`` exactly.
+    even (``yuv420p``). Frame ``k`` gets presentation time ``k / fps`` exactly. ``gop`` sets the
+    key-frame interval (encoder default when None).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class VideoWriter:
         codec: Optional[str] = None,
         crf: int = 18,
         preset: str = "veryfast",
+        gop: Optional[int] = None,
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"video size must be even for yuv420p, got {width}x{height}")
@@ -76,6 +78,8 @@ class VideoWriter:
         self._stream.time_base = 1 / rate
         self._stream.codec_context.time_base = 1 / rate
         self._stream.options = codec_options(self.codec, crf, preset)
+        if gop:  # a key frame every `gop` frames: short seeks for random clip access
+            self._stream.codec_context.gop_size = int(gop)
         self._count = 0
         self._closed = False
 
