@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from videos import decode_index, make_video
+from prep_videos import decode_index, make_video
 
 from avadet.errors import AvadetError, FormatError
 from avadet.prep.cut import cut_video, cut_videos
