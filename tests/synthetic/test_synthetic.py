@@ -1,0 +1,387 @@
+"""The synthetic AVA generator: layout, readability by avadet.io, determinism, the planted
+realism (exclusions, empty keyframes, detector noise) and the aliasing construction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from avadet.cli import main as cli_main
+from avadet.config import load_config
+from avadet.data import synthetic as syn
+from avadet.errors import AvadetError, ConfigError
+from avadet.io import (
+    merge_box_labels,
+    read_annotations,
+    read_exclusions,
+    read_frame_list,
+    read_labelmap,
+    read_person_boxes,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ANN = "annotations"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return syn.make_synthetic(tmp_path_factory.mktemp("syn") / "tiny", preset="tiny", seed=0)
+
+
+def test_layout_and_every_file_reads(tiny: Path) -> None:
+    spec = syn.PRESETS["tiny"]
+    meta = syn.load_meta(tiny)
+    full = read_labelmap(tiny / ANN / "ava_action_list_v2.2.pbtxt")
+    evaluated = read_labelmap(tiny / ANN / "ava_action_list_v2.2_for_activitynet_2019.pbtxt")
+    assert full.ids == [c.id for c in syn.CLASSES]
+    assert set(evaluated.ids) < set(full.ids)
+    assert evaluated.ids == meta["evaluated_class_ids"]
+    n_frames = spec.duration * spec.fps
+    for split in ("train", "val"):
+        gt = read_annotations(tiny / ANN / f"ava_{split}_v2.2.csv", labelmap=full, strict=True)
+        videos = [v["video_id"] for v in meta["videos"] if v["split"] == split]
+        assert set(gt.video_id) <= set(videos) and len(gt) > 0
+        assert gt.timestamp.between(902, 900 + spec.duration - 2).all()
+        boxes = read_person_boxes(tiny / ANN / f"ava_{split}_predicted_boxes.csv")
+        assert boxes.score.between(0, 1).all() and len(boxes) > 0
+        read_exclusions(tiny / ANN / f"ava_{split}_excluded_timestamps_v2.2.csv")
+        frame_list = read_frame_list(tiny / "frame_lists" / f"{split}.csv")
+        assert frame_list.original_video_id.unique().tolist() == videos
+        assert (frame_list.groupby("original_video_id").size() == n_frames).all()
+        first = frame_list.iloc[0]
+        assert first.path == f"{first.original_video_id}/{first.original_video_id}_000001.jpg"
+        assert first.frame_index == 0
+    for video in meta["videos"]:
+        vid = video["video_id"]
+        jpgs = sorted((tiny / "frames" / vid).glob("*.jpg"))
+        assert len(jpgs) == n_frames
+        assert jpgs[0].name == f"{vid}_000001.jpg" and jpgs[-1].name == f"{vid}_{n_frames:06d}.jpg"
+        image = cv2.imread(str(jpgs[0]))
+        assert image.shape == (spec.height, spec.width, 3)
+        with av.open(str(tiny / "videos" / f"{vid}.mp4")) as container:
+            stream = container.streams.video[0]
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            assert float(stream.average_rate) == spec.fps
+        assert len(decoded) == n_frames
+        # The video and the JPEGs show the same picture (both lossy: compare coarsely).
+        jpeg_rgb = cv2.imread(str(jpgs[60]))[..., ::-1].astype(np.float32)
+        assert np.abs(decoded[60].astype(np.float32) - jpeg_rgb).mean() < 12
+
+
+def test_video_ids_look_like_ava(tiny: Path) -> None:
+    ids = [v["video_id"] for v in syn.load_meta(tiny)["videos"]]
+    assert all(len(i) == 11 for i in ids) and len(set(ids)) == len(ids)
+    assert ids[0].startswith("-")  # AVA has ids like -5KQ66BBWC4: tools must not choke
+
+
+def test_config_loads_and_points_at_the_dataset(tiny: Path) -> None:
+    cfg = load_config(tiny / "config.yaml")
+    assert Path(cfg.data.root) == tiny
+    assert cfg.data.segment_start == 900 and cfg.data.fps == 30
+    assert cfg.model.num_classes == len(cfg.data.classes) == len(syn.load_meta(tiny)["evaluated_class_ids"])
+    assert cfg.data.test_short_side == min(syn.PRESETS["tiny"].width, syn.PRESETS["tiny"].height)
+    for rel in (cfg.data.labelmap, cfg.data.train_annotations, cfg.data.val_annotations,
+                cfg.data.train_exclusions, cfg.data.val_exclusions, cfg.data.train_boxes,
+                cfg.data.val_boxes, cfg.data.frames_dir, cfg.data.videos_dir):
+        assert (tiny / rel).exists(), rel
+    slow = load_config(tiny / "config_slow.yaml")
+    assert slow.model.arch == "slow"
+    # The Slow-only baseline sees frames tau apart, like SlowFast's Slow pathway.
+    assert slow.data.sampling_rate == syn.load_meta(tiny)["aliasing"]["tau_frames"]
+
+
+def test_same_seed_gives_identical_files_other_seed_differs(tmp_path: Path) -> None:
+    kwargs = dict(preset="tiny", write_videos=False, write_frames=False)
+    a = syn.make_synthetic(tmp_path / "a", seed=5, **kwargs)
+    b = syn.make_synthetic(tmp_path / "b", seed=5, **kwargs)
+    c = syn.make_synthetic(tmp_path / "c", seed=6, **kwargs)
+    names = sorted(p.name for p in (a / ANN).iterdir())
+    assert len(names) == 8
+    for name in names:
+        assert (a / ANN / name).read_bytes() == (b / ANN / name).read_bytes(), name
+    assert (a / ANN / "ava_train_v2.2.csv").read_bytes() != (c / ANN / "ava_train_v2.2.csv").read_bytes()
+
+
+def test_video_only_dataset_reads_videos(tmp_path: Path) -> None:
+    out = syn.make_synthetic(tmp_path / "v", preset="tiny", write_frames=False)
+    assert load_config(out / "config.yaml").data.source == "video"
+    assert not (out / "frames").exists() and not (out / "frame_lists").exists()
+    assert len(list((out / "videos").glob("*.mp4"))) == 3
+
+
+def test_frames_are_deterministic(tmp_path: Path) -> None:
+    kw = dict(preset="tiny", seed=1, write_videos=False, num_train_videos=1, num_val_videos=1, duration=5)
+    a = syn.make_synthetic(tmp_path / "a", **kw)
+    b = syn.make_synthetic(tmp_path / "b", **kw)
+    files = sorted((a / "frames").rglob("*.jpg"))
+    assert len(files) == 2 * 150
+    for f in files[::37]:
+        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes()
+
+
+def test_labels_per_person(tiny: Path) -> None:
+    gt = read_annotations(tiny / ANN / "ava_train_v2.2.csv")
+    ids = [c.id for c in syn.CLASSES]
+    boxes, labels = merge_box_labels(gt, ids)
+    group = np.array([c.group for c in syn.CLASSES])
+    # Exactly one arm class, at most one body class and one held object per person.
+    assert (labels[:, group == "arm"].sum(1) == 1).all()
+    assert (labels[:, group == "body"].sum(1) <= 1).all()
+    assert (labels[:, group == "object"].sum(1) <= 1).all()
+    # Several people per keyframe with person ids stable across the video's keyframes.
+    per_key = boxes.groupby(["video_id", "timestamp"]).person_id.apply(sorted)
+    assert per_key.map(len).max() >= 2
+    for _, ids_at in per_key.groupby(level=0):
+        assert len({tuple(x) for x in ids_at}) == 1
+
+
+def test_excluded_and_empty_keyframes_have_no_gt(tiny: Path) -> None:
+    meta = syn.load_meta(tiny)
+    excluded = {(v["video_id"], t) for v in meta["videos"] for t in v["excluded_keyframes"]}
+    empty = {(v["video_id"], t) for v in meta["videos"] for t in v["empty_keyframes"]}
+    assert excluded and empty and not excluded & empty
+    listed = set()
+    for split in ("train", "val"):
+        ex = read_exclusions(tiny / ANN / f"ava_{split}_excluded_timestamps_v2.2.csv")
+        listed |= set(zip(ex.video_id, ex.timestamp))
+    assert listed == excluded
+    gt_keys = set()
+    for split in ("train", "val"):
+        gt = read_annotations(tiny / ANN / f"ava_{split}_v2.2.csv")
+        gt_keys |= set(zip(gt.video_id, gt.timestamp))
+    assert not gt_keys & (excluded | empty)
+    # Nobody is drawn around an empty keyframe (the frames of its second), while the other
+    # keyframes show people.
+    spec = syn.resolve_spec("tiny")
+    for plan in syn.plan_dataset(spec, seed=0):
+        for actor in plan.actors:
+            visible = syn.actor_tracks(actor, plan.hidden, spec).visible
+            for t in syn.keyframe_timestamps(spec):
+                k = int(syn.keyframe_index(t, spec))
+                assert visible[k] == ((plan.video_id, int(t)) not in empty)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+
+def test_predicted_boxes_are_noisy_but_true_ones_score_high(tmp_path: Path) -> None:
+    root = syn.make_synthetic(tmp_path / "d", preset="cpu", seed=2, write_videos=False,
+                              write_frames=False)
+    gt = read_annotations(root / ANN / "ava_val_v2.2.csv")
+    gt_boxes = gt.drop_duplicates(["video_id", "timestamp", "person_id"])
+    det = read_person_boxes(root / ANN / "ava_val_predicted_boxes.csv")
+    raw = np.loadtxt(root / ANN / "ava_val_predicted_boxes.csv", delimiter=",", usecols=6)
+    assert (raw == -1).all()
+    matched = np.zeros(len(det), bool)
+    recalled = 0
+    for (vid, t), g in gt_boxes.groupby(["video_id", "timestamp"]):
+        sel = ((det.video_id == vid) & (det.timestamp == t)).to_numpy()
+        if not sel.any():
+            continue
+        iou = _iou(g[["x1", "y1", "x2", "y2"]].to_numpy(), det.loc[sel, ["x1", "y1", "x2", "y2"]].to_numpy())
+        matched[np.flatnonzero(sel)] |= iou.max(0) >= 0.5
+        recalled += int((iou.max(1) >= 0.5).sum())
+    assert 0.85 < recalled / len(gt_boxes) < 1.0  # misses exist, most people are found
+    assert (~matched).sum() > 0  # false positives exist
+    assert np.median(det.score[matched]) > 0.9 > np.median(det.score[~matched])
+    # Jitter: detections are near, not on, the true boxes.
+    assert not det[["x1", "y1", "x2", "y2"]].round(3).isin(gt_boxes[["x1", "y1"]]).all(axis=None)
+
+
+def test_fast_motion_is_frozen_for_the_slow_pathway() -> None:
+    """A fast_wave / fast_bounce actor has the same pose in every slow frame of every clip
+    and a different pose across the fast frames; slow_wave / slow_sway move in both."""
+    spec = syn.resolve_spec("cpu")
+    tau = syn.slow_stride(spec)
+    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
+    assert tau == 10 and np.all(np.diff(slow_off) == tau)
+    plans = syn.plan_dataset(spec, seed=0)
+    centres = syn.keyframe_index(syn.keyframe_timestamps(spec), spec)
+    seen = {name: 0 for name in ("fast_wave", "arm_still", "slow_wave", "fast_bounce", "slow_sway")}
+    for plan in plans:
+        for actor in plan.actors:
+            tr = syn.actor_tracks(actor, plan.hidden, spec)
+            for c in centres:
+                ep = tr.episode[c + fast_off]
+                if len(set(ep)) != 1:  # clip straddles an episode switch
+                    continue
+                arm, body = actor.arm[ep[0]], actor.body[ep[0]]
+                slow_theta, fast_theta = tr.theta[c + slow_off], tr.theta[c + fast_off]
+                slow_y, fast_y = tr.cy[c + slow_off], tr.cy[c + fast_off]
+                slow_x = tr.cx[c + slow_off]
+                if arm in ("fast_wave", "arm_still"):
+                    assert np.ptp(slow_theta) < 1e-9
+                else:
+                    assert np.ptp(slow_theta) > 0.2
+                assert (np.ptp(fast_theta) > 0.5) == (arm != "arm_still")
+                if body == "fast_bounce":
+                    assert np.ptp(slow_y) < 1e-9 and np.ptp(fast_y) > 1.0
+                elif body == "slow_sway":
+                    assert np.ptp(slow_x) > 1.0
+                else:
+                    assert np.ptp(fast_y) < 1e-9
+                seen[arm] += 1
+                if body:
+                    seen[body] += 1
+    assert min(seen.values()) > 20, seen
+
+
+def test_still_pose_matches_a_random_phase_of_the_fast_motion() -> None:
+    """To the Slow pathway, arm_still must look like a frozen fast_wave: same pose range."""
+    spec = syn.resolve_spec("cpu", num_train_videos=40)
+    poses: dict[str, list[float]] = {"fast_wave": [], "arm_still": []}
+    for plan in syn.plan_dataset(spec, seed=3):
+        for actor in plan.actors:
+            tr = syn.actor_tracks(actor, plan.hidden, spec)
+            for k in range(0, plan.num_frames, 30):
+                name = actor.arm[tr.episode[k]]
+                if name in poses:
+                    poses[name].append(tr.theta[k])
+    a, b = np.array(poses["fast_wave"]), np.array(poses["arm_still"])
+    assert abs(a.mean() - b.mean()) < 0.1 and abs(a.std() - b.std()) < 0.1
+
+
+def test_meta_lists_the_class_groups(tiny: Path) -> None:
+    meta = json.loads((tiny / "synthetic_meta.json").read_text())
+    names = {c["id"]: c["name"] for c in meta["classes"]}
+    assert {names[i] for i in meta["fast_motion_class_ids"]} == {"fast_wave", "arm_still", "fast_bounce"}
+    assert {names[i] for i in meta["slow_motion_class_ids"]} == {"slow_wave", "slow_sway"}
+    assert set(meta["motion_class_ids"]).isdisjoint(meta["appearance_class_ids"])
+
+
+def test_reuse_refuse_and_overwrite(tmp_path: Path) -> None:
+    kw = dict(preset="tiny", write_videos=False, write_frames=False)
+    out = syn.make_synthetic(tmp_path / "x", seed=0, **kw)
+    stamp = (out / ANN / "ava_train_v2.2.csv").stat().st_mtime_ns
+    assert syn.make_synthetic(out, seed=0, **kw) == out  # same dataset: reused as is
+    assert (out / ANN / "ava_train_v2.2.csv").stat().st_mtime_ns == stamp
+    with pytest.raises(AvadetError, match="not empty"):
+        syn.make_synthetic(out, seed=1, **kw)
+    syn.make_synthetic(out, seed=1, overwrite=True, **kw)
+    assert syn.load_meta(out)["seed"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown synthetic setting"):
+        syn.make_synthetic(tmp_path / "y", colour="red")
+    with pytest.raises(ConfigError, match="preset"):
+        syn.make_synthetic(tmp_path / "y", preset="huge")
+    with pytest.raises(ConfigError, match="evenly spaced"):
+        syn.resolve_spec("tiny", num_frames=32)  # linspace(0, 31, 8) is not uniform
+    with pytest.raises(ConfigError, match="even"):
+        syn.resolve_spec("tiny", width=65)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cli"
+    rc = cli_main(["make-synthetic", str(out), "--seed", "2", "--set", "write_videos=false",
+                   "--set", "num_train_videos=1"])
+    assert rc == 0
+    assert "motion-defined classes" in capsys.readouterr().out
+    assert syn.load_meta(out)["spec"]["num_train_videos"] == 1
+    assert not (out / "videos").exists()
+    assert load_config(out / "config.yaml").data.source == "frames"
+    assert cli_main(["make-synthetic", str(out), "--set", "nonsense=1"]) == 2
+
+
+@pytest.mark.parametrize("preset", sorted(syn.PRESETS))
+def test_shipped_configs_match_the_generator(preset: str) -> None:
+    """configs/synthetic/<preset>.yaml is what make-synthetic writes, apart from data.root."""
+    shipped = yaml.safe_load((REPO / "configs" / "synthetic" / f"{preset}.yaml").read_text())
+    generated = syn.config_dict(syn.resolve_spec(preset), "/x")
+    shipped["data"].pop("root")
+    generated["data"].pop("root")
+    assert shipped == generated
+    load_config(REPO / "configs" / "synthetic" / f"{preset}.yaml")
+
+
+def test_slow_frames_of_a_fast_motion_are_pixel_identical() -> None:
+    """Rendered on a flat, noise-free background, the slow frames of a clip around a keyframe
+    are bit-identical for an actor doing fast_wave (or fast_bounce), while its fast frames
+    differ; a slow_wave actor's slow frames differ."""
+    spec = syn.resolve_spec("cpu", actors_per_video=(1, 1), noise_std=0.0, num_train_videos=8, duration=14,
+                            num_val_videos=0, empty_keyframes_per_split=0)
+    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
+    margin = 8
+    flat = np.full((spec.height + 2 * margin, spec.width + 2 * margin, 3), 128.0, np.float32)
+    checked = {"frozen": 0, "moving": 0}
+    for plan in syn.plan_dataset(spec, seed=4):
+        (actor,) = plan.actors
+        tracks = [syn.actor_tracks(actor, plan.hidden, spec)]
+        frames = syn.render_frames(plan, tracks, spec, 0, plan.num_frames, flat, margin,
+                                   np.random.default_rng(0))
+        for c in syn.keyframe_index(syn.keyframe_timestamps(spec), spec):
+            ep = set(tracks[0].episode[c + fast_off])
+            if len(ep) != 1:
+                continue
+            ep = ep.pop()
+            arm, body = actor.arm[ep], actor.body[ep]
+            slow = frames[c + slow_off].astype(int)
+            fast = frames[c + fast_off].astype(int)
+            if arm in ("fast_wave", "arm_still") and body != "slow_sway":
+                assert (slow == slow[0]).all()
+                moving = arm == "fast_wave" or body == "fast_bounce"
+                assert (fast != fast[0]).any() == moving
+                checked["frozen"] += 1
+            elif arm == "slow_wave":
+                assert (slow != slow[0]).any()
+                checked["moving"] += 1
+    assert min(checked.values()) >= 5, checked
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    pos, neg = scores[positive], scores[~positive]
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def test_written_frames_show_fast_motion_only_at_the_fast_stride(tmp_path: Path) -> None:
+    """On the JPEGs as written (noise, panning background, JPEG coding), the share of
+    strongly changing pixels inside a person's box between consecutive *fast* frames separates
+    fast_wave from arm_still; between consecutive *slow* frames it does not."""
+    kw = dict(preset="cpu", num_train_videos=8, num_val_videos=0, duration=12, write_videos=False)
+    root = syn.make_synthetic(tmp_path / "m", seed=0, **kw)
+    spec = syn.resolve_spec(**kw)
+    plans = {p.video_id: p for p in syn.plan_dataset(spec, 0)}
+    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
+    boxes, labels = merge_box_labels(read_annotations(root / ANN / "ava_train_v2.2.csv"), [1, 2, 3, 4, 5])
+    scale = np.array([spec.width, spec.height] * 2)
+
+    def changing(video_id: str, t: int, box: np.ndarray, offsets: np.ndarray) -> float:
+        c = (t - 900) * spec.fps
+        x1, y1, x2, y2 = np.round(box * scale).astype(int)
+        frames = [cv2.imread(str(root / "frames" / video_id / f"{video_id}_{c + o + 1:06d}.jpg"))
+                  [y1:y2, x1:x2].astype(np.float32) for o in offsets]
+        return float(np.mean([(np.abs(a - b).max(-1) > 40).mean() for a, b in zip(frames, frames[1:])]))
+
+    fast, slow, is_wave = [], [], []
+    for i, row in boxes.iterrows():
+        # fast_wave vs arm_still only, without body motion (it moves the whole box).
+        if not labels[i, :2].any() or labels[i, 3:].any():
+            continue
+        plan = plans[row.video_id]
+        actor = next(a for a in plan.actors if a.person_id == row.person_id)
+        c = (row.timestamp - 900) * spec.fps
+        if len(set(syn.actor_tracks(actor, plan.hidden, spec).episode[c + fast_off])) != 1:
+            continue  # the clip's first frame belongs to the previous episode
+        box = row[["x1", "y1", "x2", "y2"]].to_numpy(float)
+        fast.append(changing(row.video_id, row.timestamp, box, fast_off))
+        slow.append(changing(row.video_id, row.timestamp, box, slow_off))
+        is_wave.append(bool(labels[i, 0]))
+    is_wave = np.array(is_wave)
+    assert 5 <= is_wave.sum() <= len(is_wave) - 5
+    assert _auc(np.array(fast), is_wave) > 0.9
+    assert 0.25 < _auc(np.array(slow), is_wave) < 0.75
