@@ -25,7 +25,7 @@ from avadet.data.transforms import (
     TransformResult,
     boxes_to_pixels,
     clip_boxes,
-    test_transform,
+    eval_transform,
     train_transform,
 )
 
@@ -47,7 +47,7 @@ __all__ = [
     "load_split_boxes",
     "sample_clip_indices",
     "slow_pathway_positions",
-    "test_transform",
+    "eval_transform",
     "train_transform",
     "valid_keyframe_mask",
 ]

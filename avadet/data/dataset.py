@@ -43,7 +43,7 @@ from avadet.data.sampling import (
     valid_keyframe_mask,
 )
 from avadet.data.sources import ClipReadError, FrameFolderSource, VideoSource
-from avadet.data.transforms import test_transform, train_transform
+from avadet.data.transforms import eval_transform, train_transform
 from avadet.errors import ConfigError
 from avadet.io import (
     merge_box_labels,
@@ -277,7 +277,7 @@ class AvaDataset(Dataset):
                 std=self.std,
             )
         else:
-            out = test_transform(
+            out = eval_transform(
                 clip, norm_boxes, short_side=self.test_short_side, mean=self.mean, std=self.std
             )
         fast = out.clip

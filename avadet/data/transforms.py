@@ -216,7 +216,7 @@ def train_transform(
     return TransformResult(normalize(frames, mean, std), boxes[keep], keep)
 
 
-def test_transform(
+def eval_transform(
     clip: np.ndarray,
     norm_boxes: np.ndarray,
     *,
