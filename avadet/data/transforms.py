@@ -21,9 +21,9 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 @dataclass
@@ -71,38 +71,42 @@ def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]
 
 
 def to_float_clip(clip: np.ndarray) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 -> ``(T, 3, H, W)`` float32 in ``[0, 255]``."""
-    return torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float()
+    """``(T, H, W, 3)`` uint8 -> ``(T, 3, H, W)`` float32 in ``[0, 1]``."""
+    frames = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2)
+    return frames.float().div_(255.0)
 
 
 def resize(
-    frames: torch.Tensor, boxes: np.ndarray, size: tuple[int, int]
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Bilinear resize of ``(T, C, H, W)`` frames to ``size = (H', W')``; boxes ``(K, 4)``
-    pixels are scaled by ``W'/W`` and ``H'/H``."""
-    height, width = frames.shape[-2:]
+    clip: np.ndarray, boxes: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear resize (OpenCV ``INTER_LINEAR`` on uint8, PySlowFast's AVA backend) of a
+    ``(T, H, W, C)`` clip to ``size = (H', W')``; ``(K, 4)`` pixel boxes are scaled by ``W'/W``
+    and ``H'/H``."""
+    height, width = clip.shape[1:3]
     if (height, width) == tuple(size):
-        return frames, boxes
-    frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
+        return clip, boxes
+    out = np.empty((clip.shape[0], size[0], size[1], clip.shape[3]), dtype=clip.dtype)
+    for t in range(clip.shape[0]):
+        cv2.resize(clip[t], (size[1], size[0]), dst=out[t], interpolation=cv2.INTER_LINEAR)
     scale = np.array([size[1] / width, size[0] / height] * 2, np.float32)
-    return frames, boxes * scale
+    return out, boxes * scale
 
 
 def crop(
-    frames: torch.Tensor, boxes: np.ndarray, top: int, left: int, height: int, width: int
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Crop ``(T, C, H, W)`` frames to the window at ``(top, left)`` of ``height x width``;
+    clip: np.ndarray, boxes: np.ndarray, top: int, left: int, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a ``(T, H, W, C)`` clip to the window at ``(top, left)`` of ``height x width``;
     boxes are shifted by the offset (not clipped)."""
-    frames = frames[..., top : top + height, left : left + width]
-    return frames, boxes - np.array([left, top, left, top], np.float32)
+    clip = clip[:, top : top + height, left : left + width]
+    return clip, boxes - np.array([left, top, left, top], np.float32)
 
 
-def hflip(frames: torch.Tensor, boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-    """Mirror ``(T, C, H, W)`` frames left-right; box x -> ``W - 1 - x`` (x1 and x2 swap)."""
-    width = frames.shape[-1]
+def hflip(clip: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror a ``(T, H, W, C)`` clip left-right; box x -> ``W - 1 - x`` (x1 and x2 swap)."""
+    width = clip.shape[2]
     flipped = boxes.copy()
     flipped[:, [0, 2]] = width - 1 - boxes[:, [2, 0]]
-    return frames.flip(-1), flipped
+    return clip[:, :, ::-1], flipped
 
 
 def color_jitter(
@@ -188,8 +192,8 @@ def train_transform(
     t, height, width, _ = clip.shape
     boxes = boxes_to_pixels(norm_boxes, width, height)
     short = random_short_side(jitter_scales[0], jitter_scales[1], rng)
-    frames, boxes = resize(to_float_clip(clip), boxes, short_side_size(height, width, short))
-    height, width = frames.shape[-2:]
+    frames, boxes = resize(clip, boxes, short_side_size(height, width, short))
+    height, width = frames.shape[1:3]
     size = crop_size if crop_size > 0 else min(height, width)
     if size > min(height, width):
         raise ValueError(f"crop {size} is larger than the scaled frame {height}x{width}")
@@ -210,10 +214,10 @@ def train_transform(
         frames, boxes = hflip(frames, boxes)
     boxes = clip_boxes(boxes, size, size)
     keep = visible_boxes(boxes, min_box_size)
-    frames = frames / 255.0
+    floats = to_float_clip(frames)
     if color:
-        frames = color_jitter(frames, rng=rng)
-    return TransformResult(normalize(frames, mean, std), boxes[keep], keep)
+        floats = color_jitter(floats, rng=rng)
+    return TransformResult(normalize(floats, mean, std), boxes[keep], keep)
 
 
 def eval_transform(
@@ -234,8 +238,8 @@ def eval_transform(
     """
     t, height, width, _ = clip.shape
     boxes = boxes_to_pixels(norm_boxes, width, height)
-    frames, boxes = resize(to_float_clip(clip), boxes, short_side_size(height, width, short_side))
-    height, width = frames.shape[-2:]
+    frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side))
+    height, width = frames.shape[1:3]
     boxes = clip_boxes(boxes, width, height)
     keep = np.ones(len(boxes), dtype=bool)
-    return TransformResult(normalize(frames / 255.0, mean, std), boxes, keep)
+    return TransformResult(normalize(to_float_clip(frames), mean, std), boxes, keep)
