@@ -97,8 +97,8 @@ class FrameFolderSource:
         """Frames ``indices`` (0-based) of ``video_id`` as ``(T, H, W, 3)`` uint8 RGB."""
         indices = _as_indices(indices)
         unique, inverse = np.unique(indices, return_inverse=True)
-        images = []
-        for index in unique.tolist():
+        clip: Optional[np.ndarray] = None
+        for i, index in enumerate(unique.tolist()):
             path = self.frame_path(video_id, index)
             if index < 0:
                 raise ClipReadError(path, f"negative frame index {index}")
@@ -106,13 +106,15 @@ class FrameFolderSource:
             if image is None:
                 reason = "cannot decode image" if path.is_file() else "missing frame"
                 raise ClipReadError(path, reason)
-            if images and image.shape != images[0].shape:
+            if clip is None:
+                clip = np.empty((len(unique), *image.shape), dtype=np.uint8)
+            elif image.shape != clip.shape[1:]:
                 raise ClipReadError(
-                    path, f"frame size {image.shape[:2]} differs from {images[0].shape[:2]}"
+                    path, f"frame size {image.shape[:2]} differs from {clip.shape[1:3]}"
                 )
-            images.append(image)
-        clip = np.stack(images)[..., ::-1]  # BGR -> RGB
-        return np.ascontiguousarray(clip[inverse])
+            cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=clip[i])
+        assert clip is not None
+        return clip if np.array_equal(unique, indices) else clip[inverse]
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avadet.data import boxes_to_pixels, clip_boxes, eval_transform, train_transform
-from avadet.data.transforms import color_jitter, short_side_size
+from avadet.data.transforms import color_jitter, short_side_size, to_input
 
 MEAN, STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
 
@@ -174,3 +174,42 @@ def test_color_jitter_is_random_but_replayable():
 
 def test_clip_boxes_convention():
     np.testing.assert_array_equal(clip_boxes(np.array([[-5, -5, 50, 50]]), 20, 10), [[0, 0, 19, 9]])
+
+
+def reference_jitter(frames: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+    """PySlowFast's colour jitter step by step on ``(T, H, W, 3)`` floats (per-frame contrast
+    mean, per-pixel saturation grey, BT.601 weights)."""
+    w = np.array([0.299, 0.587, 0.114])
+    for op in rng.permutation(3):
+        alpha = 1.0 + rng.uniform(-0.4, 0.4)
+        if op == 0:
+            frames = frames * alpha
+        elif op == 1:
+            grey = (frames @ w).mean((1, 2))[:, None, None, None]
+            frames = frames * alpha + grey * (1 - alpha)
+        else:
+            frames = frames * alpha + (frames @ w)[..., None] * (1 - alpha)
+    return frames
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_folded_color_jitter_equals_the_step_by_step_one(seed):
+    clip = np.random.RandomState(100 + seed).randint(0, 256, (3, 5, 7, 3)).astype(np.uint8)
+    expected = (reference_jitter(clip / 255.0, np.random.RandomState(seed)) - 0.45) / 0.225
+    got = to_input(clip, MEAN, STD, color=True, rng=np.random.RandomState(seed))
+    np.testing.assert_allclose(got.permute(1, 2, 3, 0).numpy(), expected, atol=1e-5)
+    frames = torch.from_numpy(clip / 255.0).permute(0, 3, 1, 2).float()
+    jittered = color_jitter(frames, rng=np.random.RandomState(seed))
+    np.testing.assert_allclose(
+        jittered.permute(0, 2, 3, 1).numpy(),
+        reference_jitter(clip / 255.0, np.random.RandomState(seed)),
+        atol=1e-5,
+    )
+
+
+def test_to_input_without_jitter_is_plain_normalisation():
+    clip = np.random.RandomState(0).randint(0, 256, (2, 4, 6, 3)).astype(np.uint8)
+    got = to_input(clip, [0.1, 0.2, 0.3], [0.5, 0.25, 0.125])
+    expected = (clip / 255.0 - [0.1, 0.2, 0.3]) / [0.5, 0.25, 0.125]
+    assert got.shape == (3, 2, 4, 6)
+    np.testing.assert_allclose(got.permute(1, 2, 3, 0).numpy(), expected, atol=1e-5)
