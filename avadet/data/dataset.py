@@ -294,6 +294,16 @@ class AvaDataset(Dataset):
         }
 
 
+def _shared_output(tensors: list[torch.Tensor]) -> Optional[torch.Tensor]:
+    """In a DataLoader worker, an empty tensor in shared memory for ``torch.stack(tensors)``,
+    so the batch is not copied once more to reach the main process (as default_collate)."""
+    if torch.utils.data.get_worker_info() is None:
+        return None
+    numel = sum(t.numel() for t in tensors)
+    storage = tensors[0].untyped_storage()._new_shared(numel * tensors[0].element_size())
+    return tensors[0].new(storage).resize_(len(tensors), *tensors[0].shape)
+
+
 def collate_ava(batch: list[dict[str, Any]]) -> dict[str, Any]:
     """Batch items of :class:`AvaDataset`; empty items (unreadable val clips) are dropped.
 
@@ -330,7 +340,7 @@ def collate_ava(batch: list[dict[str, Any]]) -> dict[str, Any]:
             else c
             for c in clips
         ]
-        inputs.append(torch.stack(clips))
+        inputs.append(torch.stack(clips, out=_shared_output(clips)))
     index = torch.cat(
         [torch.full((len(b["boxes"]),), j, dtype=torch.int64) for j, b in enumerate(items)]
     )

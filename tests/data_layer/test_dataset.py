@@ -228,9 +228,13 @@ def test_skipped_counts_across_workers(root, tmp_path):
     shutil.rmtree(broken / "frames" / "-vidB")
     val = build_dataset(config(broken), "val")
     loader = torch.utils.data.DataLoader(val, batch_size=1, num_workers=2, collate_fn=collate_ava)
-    ids = [b["video_ids"] for b in loader]
-    assert ids == [[], ["vidA"], ["vidA"]]
+    batches = list(loader)
+    assert [b["video_ids"] for b in batches] == [[], ["vidA"], ["vidA"]]
     assert val.skipped == 1
+    # batches stacked in the workers' shared memory hold the items' values
+    for i in (1, 2):
+        for got, expected in zip(batches[i]["inputs"], val[i]["inputs"]):
+            assert torch.equal(got[0], expected)
 
 
 def test_collate_batches_and_pads():
