@@ -16,6 +16,7 @@ Usage: ``python tools/benchmark.py data [--clips 64] [--workers 0 2] [--gop 250]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -217,29 +218,33 @@ def main(argv: list[str]) -> int:
                 preset=args.preset,
             )
             print(f"generated {root} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            (root / "media.json").write_text(json.dumps(vars(args), default=str))
+        # The table describes the media actually measured (a reused --keep folder's own).
+        media = json.loads((root / "media.json").read_text())
         jpeg_bytes = sum(p.stat().st_size for p in (root / "frames").rglob("*.jpg"))
         video_bytes = sum(p.stat().st_size for p in (root / "videos").glob("*.mp4"))
         datasets = {
-            s: build_dataset(_config(root, s, args.seconds), "train") for s in ("frames", "video")
+            s: build_dataset(_config(root, s, media["seconds"]), "train")
+            for s in ("frames", "video")
         }
         results: dict[tuple[str, str], float] = {}
         for r in range(args.repeats):
-            for setting in ["read"] + [f"loader, num_workers={w}" for w in args.workers]:
+            for source, rate in _time_reads(datasets, args.clips, seed=r).items():
+                results[("read", source)] = max(results.get(("read", source), 0.0), rate)
+                print(f"round {r} {'read':24s} {source:6s} {rate:7.2f} clips/s", file=sys.stderr)
+            for workers in args.workers:
+                setting = f"loader, num_workers={workers}"
                 for source in ("frames", "video") if r % 2 == 0 else ("video", "frames"):
-                    ds = datasets[source]
-                    if setting == "read":
-                        rate = _time_reads(ds, args.clips, seed=r)
-                    else:
-                        workers = int(setting.rsplit("=", 1)[1])
-                        rate = _time_loader(ds, args.clips, workers, args.batch_size, seed=r)
+                    rate = _time_loader(datasets[source], args.clips, workers, args.batch_size, r)
                     key = (setting, source)
                     results[key] = max(results.get(key, 0.0), rate)
                     print(
                         f"round {r} {setting:24s} {source:6s} {rate:7.2f} clips/s", file=sys.stderr
                     )
         print(
-            f"\n{args.videos} videos x {args.seconds} s, {args.width}x{args.height}, 30 fps, "
-            f"H.264 (libx264 {args.preset}) CRF 23 GOP <= {args.gop} ({video_bytes / 2**20:.1f} MiB) vs JPEG q95 "
+            f"\n{media['videos']} videos x {media['seconds']} s, {media['width']}x{media['height']}, "
+            f"30 fps, H.264 (libx264 {media['preset']}) CRF 23 GOP <= {media['gop']} "
+            f"({video_bytes / 2**20:.1f} MiB) vs JPEG q95 "
             f"({jpeg_bytes / 2**20:.1f} MiB); 32x2 clips, {args.clips} clips per measurement, "
             f"best of {args.repeats}\n"
         )
@@ -248,7 +253,7 @@ def main(argv: list[str]) -> int:
         for setting in ["read"] + [f"loader, num_workers={w}" for w in args.workers]:
             jpeg, video = results[(setting, "frames")], results[(setting, "video")]
             label = (
-                "clip read only (1 process)"
+                "clip read only (1 process, interleaved)"
                 if setting == "read"
                 else f"training loader, {setting.split(', ')[1]}"
             )
