@@ -361,12 +361,12 @@ def collate_ava(batch: list[dict[str, Any]]) -> dict[str, Any]:
 # The config boundary
 
 
-def _required(root: str, path: str, what: str) -> Path:
+def _required(root: str, path: str, what: str, hint: str = "") -> Path:
     resolved = resolve_path(root, path)
     if resolved is None:
-        raise ConfigError(f"data.{what} is empty")
+        raise ConfigError(f"data.{what} is empty{hint}")
     if not resolved.is_file():
-        raise ConfigError(f"data.{what}: no such file {resolved}")
+        raise ConfigError(f"data.{what}: no such file {resolved}{hint}")
     return resolved
 
 
@@ -433,7 +433,12 @@ def load_split_boxes(
     if split == "train":
         boxes, labels = gt_boxes, gt_labels
         if data.train_use_detections:
-            det_path = _required(root, data.train_boxes, "train_boxes")
+            det_path = _required(
+                root,
+                data.train_boxes,
+                "train_boxes",
+                " (needed by data.train_use_detections=true)",
+            )
             dets = read_person_boxes(det_path, min_score=data.train_detection_score)
             dets = _drop_keys(dets, exclusions)
             # Only keyframes with gt: the others are unannotated, not empty.
@@ -443,7 +448,9 @@ def load_split_boxes(
             labels = np.concatenate([gt_labels, det_labels])
     else:
         if data.val_boxes:
-            det_path = _required(root, data.val_boxes, "val_boxes")
+            det_path = _required(
+                root, data.val_boxes, "val_boxes", " (set data.val_boxes= to use the gt boxes)"
+            )
             boxes = _drop_keys(
                 read_person_boxes(det_path, min_score=data.test_detection_score), exclusions
             )

@@ -125,6 +125,10 @@ def _config(root: Path, source: str, seconds: int):
             "data.labelmap=annotations/labelmap.pbtxt",
             "data.train_annotations=annotations/train.csv",
             "data.train_exclusions=",
+            # The val split reads the same keyframes in order, on the gt boxes.
+            "data.val_annotations=annotations/train.csv",
+            "data.val_exclusions=",
+            "data.val_boxes=",
             f"data.segment_end={900 + seconds}",
             "data.num_frames=32",
             "data.sampling_rate=2",
@@ -133,15 +137,22 @@ def _config(root: Path, source: str, seconds: int):
     )
 
 
-def _time_loader(dataset, clips: int, workers: int, batch_size: int, seed: int) -> float:
+def _time_loader(
+    dataset, clips: int, workers: int, batch_size: int, seed: int, in_order: bool = False
+) -> float:
+    """Clips/s through a DataLoader: random keyframes (training), or consecutive keyframes
+    from a random start (``in_order``: evaluation reads the val set in order)."""
     import torch
 
     from avadet.data import collate_ava
 
     generator = torch.Generator().manual_seed(seed)
-    sampler = torch.utils.data.RandomSampler(
-        dataset, num_samples=clips + batch_size * max(workers, 1) * 2, generator=generator
-    )
+    total = clips + batch_size * max(workers, 1) * 2
+    if in_order:
+        start = int(torch.randint(0, max(len(dataset) - total, 1), (1,), generator=generator))
+        sampler = list(range(start, min(start + total, len(dataset))))
+    else:
+        sampler = torch.utils.data.RandomSampler(dataset, num_samples=total, generator=generator)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -227,15 +238,22 @@ def main(argv: list[str]) -> int:
             s: build_dataset(_config(root, s, media["seconds"]), "train")
             for s in ("frames", "video")
         }
+        val_sets = {
+            s: build_dataset(_config(root, s, media["seconds"]), "val") for s in ("frames", "video")
+        }
+        settings = [f"loader, num_workers={w}" for w in args.workers]
+        settings += [f"val in order, num_workers={w}" for w in args.workers]
         results: dict[tuple[str, str], float] = {}
         for r in range(args.repeats):
             for source, rate in _time_reads(datasets, args.clips, seed=r).items():
                 results[("read", source)] = max(results.get(("read", source), 0.0), rate)
                 print(f"round {r} {'read':24s} {source:6s} {rate:7.2f} clips/s", file=sys.stderr)
-            for workers in args.workers:
-                setting = f"loader, num_workers={workers}"
+            for setting in settings:
+                workers = int(setting.rsplit("=", 1)[1])
+                in_order = setting.startswith("val")
                 for source in ("frames", "video") if r % 2 == 0 else ("video", "frames"):
-                    rate = _time_loader(datasets[source], args.clips, workers, args.batch_size, r)
+                    ds = (val_sets if in_order else datasets)[source]
+                    rate = _time_loader(ds, args.clips, workers, args.batch_size, r, in_order)
                     key = (setting, source)
                     results[key] = max(results.get(key, 0.0), rate)
                     print(
@@ -250,13 +268,16 @@ def main(argv: list[str]) -> int:
         )
         print("| measurement | JPEG clips/s | video clips/s | video / JPEG |")
         print("| --- | ---: | ---: | ---: |")
-        for setting in ["read"] + [f"loader, num_workers={w}" for w in args.workers]:
-            jpeg, video = results[(setting, "frames")], results[(setting, "video")]
-            label = (
-                "clip read only (1 process, interleaved)"
-                if setting == "read"
-                else f"training loader, {setting.split(', ')[1]}"
+        labels = {"read": "clip read only, random keyframes (1 process, interleaved)"}
+        for setting in settings:
+            kind = (
+                "training loader (random keyframes)"
+                if setting.startswith("loader")
+                else ("val loader (keyframes in order)")
             )
+            labels[setting] = f"{kind}, {setting.split(', ')[1]}"
+        for setting, label in labels.items():
+            jpeg, video = results[(setting, "frames")], results[(setting, "video")]
             print(f"| {label} | {jpeg:.2f} | {video:.2f} | {video / jpeg:.2f} |")
     finally:
         if args.keep is None:
