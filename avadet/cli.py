@@ -18,13 +18,7 @@ from typing import Optional, Sequence
 
 # name -> (module, one-line help). A plain table: the reader sees exactly which code runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("avadet.commands.demo", "run the whole system on an embedded synthetic dataset"),
-    "train": ("avadet.engine.cli_train", "train an action detector from a config"),
-    "test": ("avadet.engine.cli_test", "predict on the validation keyframes and report frame-mAP"),
     "eval": ("avadet.evaluation.cli", "frame-mAP of an AVA prediction CSV (official protocol)"),
-    "detect": ("avadet.commands.detect", "detect actions in a video clip and render the result"),
-    "detect-persons": ("avadet.persons.cli", "run a person detector over a dataset's keyframes"),
-    "check-data": ("avadet.doctor.cli", "check a dataset for problems before training"),
     "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
 }
 
