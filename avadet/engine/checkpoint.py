@@ -1,0 +1,185 @@
+"""avadet's own training checkpoints: what they hold, how they are written and read back.
+
+A checkpoint is a ``torch.save``'d dict that loads with ``torch.load(weights_only=True)``::
+
+    {
+        "avadet_checkpoint": 1,          # format version
+        "model_state": {...},            # "backbone.*", "head.*" (never "module."-prefixed)
+        "model_config": {...},           # dataclasses.asdict(cfg.model)
+        "config": {...},                 # the whole training Config as a dict
+        "class_ids": [int, ...],         # column j of the scores is label id class_ids[j]
+        "epoch": int, "iteration": int,  # progress: epochs finished, optimiser steps taken
+        # training state, absent from inference-only files:
+        "optimizer_state", "scheduler_state", "scaler_state", "rng_state", "extra"
+    }
+
+``model_config`` makes the file self-describing for :func:`avadet.models.build_model_from_checkpoint`;
+``config`` carries what inference needs besides the weights (sampling, input size,
+normalisation, fps).
+
+Files live in ``<output_dir>/checkpoints/``: ``checkpoint_iter_0000123.pt`` every N
+iterations and at each epoch end, and ``model_final.pt`` when training completes. Each is
+written to a temporary file in the same folder and renamed into place, so a run killed while
+saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from avadet.config import Config, config_from_dict, config_to_dict
+from avadet.errors import AvadetError, CheckpointError
+
+PathLike = Union[str, Path]
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+FINAL_NAME = "model_final.pt"
+_ITER_RE = re.compile(r"checkpoint_iter_(\d+)\.pt")
+
+
+def checkpoint_dir(output_dir: PathLike) -> Path:
+    return Path(output_dir) / CHECKPOINT_DIR
+
+
+def iteration_checkpoint_path(output_dir: PathLike, iteration: int) -> Path:
+    return checkpoint_dir(output_dir) / f"checkpoint_iter_{iteration:07d}.pt"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel / DataParallel wrapper (or the model)."""
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+
+
+def save_checkpoint(
+    path: PathLike,
+    model: nn.Module,
+    cfg: Config,
+    class_ids: list[int],
+    *,
+    epoch: int,
+    iteration: int,
+    training_state: Optional[dict[str, Any]] = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file in the same folder, then rename).
+
+    ``training_state`` adds keys such as ``optimizer_state`` and ``rng_state``; everything in
+    it must be tensors, numbers, strings, lists, tuples or dicts (``weights_only`` loading).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "avadet_checkpoint": FORMAT_VERSION,
+        "model_state": unwrap(model).state_dict(),
+        "model_config": dataclasses.asdict(cfg.model),
+        "config": config_to_dict(cfg),
+        "class_ids": [int(c) for c in class_ids],
+        "epoch": int(epoch),
+        "iteration": int(iteration),
+    }
+    state.update(training_state or {})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_training_checkpoint(path: PathLike) -> dict[str, Any]:
+    """The dict of an avadet checkpoint (never executes code: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such checkpoint: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, disallowed pickle globals
+        raise CheckpointError(f"{path}: cannot be read as an avadet checkpoint: {exc}") from None
+    if not isinstance(obj, dict) or "avadet_checkpoint" not in obj:
+        raise CheckpointError(
+            f"{path}: not an avadet training checkpoint (no 'avadet_checkpoint' key); "
+            "load public PySlowFast/Caffe2/pytorchvideo weights with train.init_checkpoint"
+        )
+    if int(obj["avadet_checkpoint"]) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {obj['avadet_checkpoint']} is newer than this avadet "
+            f"reads ({FORMAT_VERSION}); upgrade avadet"
+        )
+    missing = [k for k in ("model_state", "config", "class_ids") if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks the keys {missing}")
+    return obj
+
+
+def latest_checkpoint(output_dir: PathLike) -> Optional[Path]:
+    """The checkpoint a resumed run continues from: the one with the most iterations among
+    ``checkpoint_iter_*.pt`` and ``model_final.pt`` in ``output_dir/checkpoints`` (None if
+    there is none). Leftover temporary files of an interrupted save are ignored."""
+    folder = checkpoint_dir(output_dir)
+    if not folder.is_dir():
+        return None
+    candidates = sorted(
+        (int(m.group(1)), p) for p in folder.iterdir() if (m := _ITER_RE.fullmatch(p.name))
+    )
+    final = folder / FINAL_NAME
+    if final.is_file():
+        return final
+    return candidates[-1][1] if candidates else None
+
+
+def load_trained_model(
+    checkpoint: PathLike, *, device: Union[str, torch.device] = "cpu"
+) -> tuple[nn.Module, Config, list[int]]:
+    """Build the model an avadet checkpoint describes and load its weights.
+
+    Returns ``(model, cfg, class_ids)``: the model in eval mode on ``device``, the training
+    config (sampling, input size and normalisation for inference) and the label ids of the
+    score columns.
+    """
+    from avadet.models import build_model
+
+    obj = read_training_checkpoint(checkpoint)
+    try:
+        cfg = config_from_dict(obj["config"])
+    except AvadetError as exc:
+        raise CheckpointError(f"{checkpoint}: its config does not load: {exc}") from None
+    model = build_model(cfg)
+    own = model.state_dict()
+    state = obj["model_state"]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = [
+            f"{label}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape mismatch", mismatched),
+            )
+            if keys
+        ]
+        raise CheckpointError(f"{checkpoint}: weights do not fit its model config; " + "; ".join(parts))
+    model.load_state_dict(state)
+    class_ids = [int(c) for c in obj["class_ids"]]
+    if len(class_ids) != cfg.model.num_classes:
+        raise CheckpointError(
+            f"{checkpoint}: {len(class_ids)} class ids but model.num_classes={cfg.model.num_classes}"
+        )
+    return model.to(device).eval(), cfg, class_ids
