@@ -45,17 +45,23 @@ def cut_video(
     crf: int = 18,
     preset: str = "veryfast",
     codec: Optional[str] = None,
+    gop_seconds: Optional[float] = 1.0,
 ) -> int:
     """Write ``[start, start + duration)`` of ``src`` to ``dst``; return the frame count.
 
     Frames keep the source's (average) frame rate; a source shorter than the window gives a
     shorter cut (logged). ``dst`` appears atomically when the cut is complete.
+    ``gop_seconds``: a key frame at least this often (None: the encoder's default, 250 frames
+    for x264). Training reads clips at random keyframes straight from the video, and each read
+    decodes from the previous key frame: one per second makes that as cheap as reading the
+    JPEG frames (docs/benchmarks.md, "Training loader"), for ~1.5x the file size.
     """
     src, dst = Path(src), Path(dst)
     info = probe_video(src)
     width, height = info.width - info.width % 2, info.height - info.height % 2
+    gop = max(1, round(gop_seconds * float(info.fps))) if gop_seconds else None
     writer = VideoWriter(dst, width=width, height=height, fps=info.fps, crf=crf, preset=preset,
-                         codec=codec)
+                         codec=codec, gop=gop)
     try:
         for _, frame in iter_resampled_frames(src, start=start, duration=duration):
             rgb = frame.to_ndarray(format="rgb24")[:height, :width]
@@ -82,6 +88,7 @@ def cut_videos(
     duration: float = AVA_DURATION,
     crf: int = 18,
     preset: str = "veryfast",
+    gop_seconds: Optional[float] = 1.0,
     progress: bool = True,
 ) -> dict[str, int]:
     """Cut every video of ``src_dir`` into ``dst_dir/<stem>.mp4``.
@@ -105,7 +112,7 @@ def cut_videos(
         started = time.perf_counter()
         try:
             results[video.stem] = cut_video(video, out, start=start, duration=duration, crf=crf,
-                                            preset=preset)
+                                            preset=preset, gop_seconds=gop_seconds)
         except FormatError as exc:
             LOG.error("skipping %s", exc)
             failed.append(str(video))
@@ -127,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds (default 901: keyframes 902..1798 need 1 s of context)")
     parser.add_argument("--crf", type=int, default=18, help="x264 constant rate factor (18)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset (veryfast)")
+    parser.add_argument("--gop-seconds", type=float, default=1.0,
+                        help="a key frame at least every this many seconds (default 1: cheap "
+                             "random clip reads for training from video; 0: encoder default)")
     parser.add_argument("--log-file", help="also log to this file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -145,7 +155,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging(args.log_file)
     try:
         results = cut_videos(args.src_dir, args.dst_dir, start=args.start, duration=args.duration,
-                             crf=args.crf, preset=args.preset, progress=not args.no_progress)
+                             crf=args.crf, preset=args.preset,
+                             gop_seconds=args.gop_seconds or None, progress=not args.no_progress)
     except AvadetError as exc:
         LOG.error("%s", exc)
         return 2

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 import pytest
 from prep_videos import decode_index, make_video
 
@@ -43,6 +44,10 @@ def test_cut_segment_keeps_rate_and_starts_at_start(tmp_path: Path, fps: int) ->
     # Frame 0 of the cut is the source frame at 2 s: the AVA cut's frame k shows start + k/fps.
     assert _indices(out) == list(range(2 * fps, 5 * fps))
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp file
+    # A key frame every second (gop_seconds=1), so random clip reads seek at most 1 s back.
+    with av.open(str(out)) as container:
+        keys = [i for i, p in enumerate(container.demux(video=0)) if p.size and p.is_keyframe]
+    assert keys and max(np.diff([0, *keys, count])) <= fps
 
 
 def test_cut_videos_skips_done_and_reports_bad(tmp_path: Path) -> None:
