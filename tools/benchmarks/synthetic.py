@@ -1,0 +1,231 @@
+"""The paper's central claim on the synthetic benchmark: SlowFast vs Slow-only.
+
+Trains SlowFast and the Slow-only baseline with the same Slow pathway (4 frames, tau = 10)
+and the same budget (epochs, batch, schedule) on a synthetic AVA-format dataset in which some
+actions exist only as fast periodic motion (``docs/synthetic_dataset.md``), for several
+training seeds, and tests every model on the validation split with the detector-noise person
+boxes. Reports frame-mAP overall and per class group (fast motion, slow motion, appearance),
+mean and spread over the seeds, the convolution cost of each model and the Fast pathway's
+share of SlowFast's cost. Optionally: alpha in {2, 4, 8} and the three lateral transforms.
+
+Usage::
+
+    python tools/benchmark.py synthetic [--preset cpu] [--data DIR] [--seeds 0 1 2]
+        [--out DIR] [--variants] [--markdown docs/synthetic_benchmark_table.md]
+
+Runs that finished are reused (``--out`` keeps every run's folder; a run is redone only if
+its ``result.json`` is missing), so an interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GROUPS = ("all", "fast_motion", "slow_motion", "appearance")
+
+
+def class_groups(meta: dict) -> dict[str, list[int]]:
+    """Evaluated class ids per group, from the dataset's ``synthetic_meta.json``."""
+    evaluated = set(meta["evaluated_class_ids"])
+    return {
+        "all": sorted(evaluated),
+        "fast_motion": sorted(evaluated & set(meta["fast_motion_class_ids"])),
+        "slow_motion": sorted(evaluated & set(meta["slow_motion_class_ids"])),
+        "appearance": sorted(evaluated & set(meta["appearance_class_ids"])),
+    }
+
+
+def group_maps(per_class: dict[int, float], groups: dict[str, list[int]]) -> dict[str, float]:
+    """Mean AP over each group's classes that have an AP (NaN classes are left out)."""
+    import math
+
+    out = {}
+    for name, ids in groups.items():
+        aps = [per_class[c] for c in ids if c in per_class and not math.isnan(per_class[c])]
+        out[name] = sum(aps) / len(aps) if aps else float("nan")
+    return out
+
+
+def model_costs(cfg: Any) -> dict[str, float]:
+    """GFLOPs (convolution multiply-adds) of one test clip with 3 boxes, the parameter
+    count, and for SlowFast the Fast pathway's and the laterals' shares."""
+    import torch
+
+    from avadet.models import build_model, count_conv_flops, pathway_shares
+
+    with torch.device("meta"):
+        model = build_model(cfg)
+    size = cfg.data.test_short_side or 96
+    t = cfg.data.num_frames
+    if cfg.model.arch == "slowfast":
+        inputs = [torch.empty(1, 3, t // cfg.model.alpha, size, size), torch.empty(1, 3, t, size, size)]
+    else:
+        inputs = [torch.empty(1, 3, t, size, size)]
+    boxes = torch.tensor([[0, 1.0, 1.0, size / 2, size - 2.0]] * 3)
+    count = count_conv_flops(model, inputs, boxes)
+    out = {
+        "gflops": count.conv_total / 1e9,
+        "params": float(sum(p.numel() for p in model.parameters())),
+    }
+    if cfg.model.arch == "slowfast":
+        shares = pathway_shares(count)
+        out["fast_share"] = shares["fast"]
+        out["lateral_share"] = shares["lateral"]
+    return out
+
+
+def run_one(
+    name: str, config: Path, overrides: list[str], out_dir: Path, groups: dict[str, list[int]]
+) -> dict[str, Any]:
+    """Train and test one model; the result is cached in ``out_dir/result.json``."""
+    from avadet.config import load_config
+    from avadet.engine import test, train
+
+    cached = out_dir / "result.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    cfg = load_config(config, [*overrides, f"train.output_dir={out_dir}"])
+    started = time.perf_counter()
+    trained = train(cfg)
+    train_s = time.perf_counter() - started
+    tested = test(cfg, trained.final_checkpoint, output_csv=out_dir / "predictions.csv")
+    result = tested.eval_result
+    per_class = {int(k): float(v) for k, v in result.per_class.items()}
+    record = {
+        "name": name,
+        "arch": cfg.model.arch,
+        "overrides": overrides,
+        "train_seconds": train_s,
+        "per_class": {str(k): v for k, v in per_class.items()},
+        "map": group_maps(per_class, groups),
+        **model_costs(cfg),
+    }
+    from avadet.io import atomic_write
+
+    with atomic_write(cached) as f:
+        json.dump(record, f, indent=1)
+    return record
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v == v]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(runs: dict[str, list[dict]]) -> str:
+    """A Markdown table: per model, mAP (mean ± std over seeds) per group, cost, train time."""
+    lines = [
+        "| model | seeds | mAP all | fast-motion classes | slow-motion classes | appearance classes "
+        "| GFLOPs/clip | Fast share | train s/run |",
+        "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, records in runs.items():
+        cells = []
+        for group in GROUPS:
+            mean, std = _mean_std([r["map"][group] for r in records])
+            cells.append(f"{mean:.3f} ± {std:.3f}")
+        first = records[0]
+        share = f"{first['fast_share']:.1%}" if "fast_share" in first else "-"
+        seconds = statistics.fmean(r["train_seconds"] for r in records)
+        lines.append(
+            f"| {name} | {len(records)} | {' | '.join(cells)} | {first['gflops']:.3f} | {share} "
+            f"| {seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def per_seed_table(runs: dict[str, list[dict]], seeds: list[int]) -> str:
+    lines = ["| model | " + " | ".join(f"seed {s}: all / fast" for s in seeds) + " |"]
+    lines.append("| --- |" + " --- |" * len(seeds))
+    for name, records in runs.items():
+        cells = [f"{r['map']['all']:.3f} / {r['map']['fast_motion']:.3f}" for r in records]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_class_table(runs: dict[str, list[dict]], meta: dict) -> str:
+    names = {int(c["id"]): c["name"] for c in meta["classes"]} if "classes" in meta else {}
+    ids = sorted({int(k) for recs in runs.values() for r in recs for k in r["per_class"]})
+    lines = ["| model | " + " | ".join(f"{c} {names.get(c, '')}".strip() for c in ids) + " |"]
+    lines.append("| --- |" + " ---: |" * len(ids))
+    for name, records in runs.items():
+        cells = []
+        for c in ids:
+            mean, std = _mean_std([r["per_class"].get(str(c), float("nan")) for r in records])
+            cells.append(f"{mean:.2f}±{std:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark.py synthetic", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="cpu", help="synthetic preset (default cpu)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="dataset folder (made with the preset and --data-seed if absent)")
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--out", type=Path, default=Path("output/synthetic_benchmark"))
+    parser.add_argument("--variants", action="store_true",
+                        help="also alpha 2/8 (num_frames 8/32) and the sample/ttoc laterals")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="config override for every run, e.g. solver.max_epoch=6")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    args = parser.parse_args(argv)
+
+    from avadet.data.synthetic import load_meta, make_synthetic
+
+    data = args.data or args.out / f"data_{args.preset}_seed{args.data_seed}"
+    root = make_synthetic(data, preset=args.preset, seed=args.data_seed)
+    meta = load_meta(root)
+    groups = class_groups(meta)
+
+    models: dict[str, tuple[Path, list[str]]] = {
+        "Slow-only 4x10": (root / "config_slow.yaml", []),
+        "SlowFast 16x2, alpha 4": (root / "config.yaml", []),
+    }
+    if args.variants:
+        models["SlowFast, lateral sample"] = (root / "config.yaml", ["model.lateral=sample"])
+        models["SlowFast, lateral ttoc"] = (root / "config.yaml", ["model.lateral=ttoc"])
+    runs: dict[str, list[dict]] = {}
+    for name, (config, extra) in models.items():
+        runs[name] = []
+        for seed in args.seeds:
+            slug = name.lower().replace(" ", "_").replace(",", "").replace("-", "_")
+            out_dir = args.out / f"{slug}_seed{seed}"
+            print(f"== {name}, seed {seed} -> {out_dir}", flush=True)
+            record = run_one(
+                name, config, [*args.overrides, *extra, f"train.seed={seed}"], out_dir, groups
+            )
+            print(f"   mAP {record['map']['all']:.3f}, fast-motion {record['map']['fast_motion']:.3f} "
+                  f"({record['train_seconds']:.0f} s training)", flush=True)
+            runs[name].append(record)
+
+    text = "\n\n".join([
+        f"Dataset: preset `{args.preset}`, data seed {args.data_seed}; training seeds {args.seeds}; "
+        f"overrides {args.overrides or 'none'}. Groups: fast motion {groups['fast_motion']}, slow "
+        f"motion {groups['slow_motion']}, appearance {groups['appearance']}.",
+        summarise(runs),
+        per_seed_table(runs, args.seeds),
+        per_class_table(runs, meta),
+    ])
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
