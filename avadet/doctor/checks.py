@@ -740,6 +740,20 @@ def _box_findings(ctx: DataContext, split: str, table: RawTable, threshold: floa
     if excl is not None and len(excl):
         marked = gt.merge(excl[KEY].drop_duplicates().assign(_x=True), on=KEY, how="left")
         gt = gt[marked["_x"].isna().to_numpy()]
+    gt_ids = set(gt["video_id"].astype(str))
+    box_ids = set(rows["video_id"].astype(str))
+    strangers = sorted(gt_ids - box_ids)
+    if strangers:
+        close = {v.lower(): v for v in box_ids}
+        hint = [f"{v} (the box file has {close[v.lower()]})" if v.lower() in close else v
+                for v in strangers]
+        out.append(Finding(
+            "error" if len(strangers) == len(gt_ids) else "warning", "boxes.video_ids", path,
+            len(strangers),
+            f"{len(strangers)} of the {len(gt_ids)} annotated {split} videos have no row in the "
+            "box file: all their people are missed",
+            "run the detector on these videos; video ids are compared verbatim (case, a leading "
+            "'-', no extension)", hint))
     persons = gt.drop_duplicates([*KEY, *BOX])
     keyframes = persons.drop_duplicates(KEY)
     box_keys = kept[KEY].drop_duplicates().assign(_b=True)
