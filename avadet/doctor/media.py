@@ -17,7 +17,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from avadet.data.sources import FrameFolderSource, VideoSource, _template_regex
+from avadet.data.sources import FrameFolderSource, VideoSource, frame_name_regex
 
 # Frames of a video decoded by the default (sampled) check, spread evenly over the video.
 DEFAULT_SAMPLE = 8
@@ -88,7 +88,7 @@ def inspect_frames(
     except OSError as exc:
         facts.error = f"cannot list frames: {exc.strerror or exc}"
         return facts
-    pattern = _template_regex(source.template, video_id)
+    pattern = frame_name_regex(source.template, video_id)
     numbers, names = [], {}
     for entry in entries:
         match = pattern.match(entry.name)
