@@ -37,7 +37,13 @@ from avadet.doctor.findings import Finding
 from avadet.doctor.media import DEFAULT_SAMPLE, MediaFacts, inspect_frames, inspect_video
 from avadet.doctor.tables import BOX, KEY, RawTable, best_iou, iou_pairs, read_raw_table
 from avadet.errors import AvadetError, FormatError
-from avadet.io import LabelMap, read_exclusions, read_labelmap
+from avadet.io import (
+    LabelMap,
+    read_annotations,
+    read_exclusions,
+    read_labelmap,
+    read_person_boxes,
+)
 from avadet.io.ava_csv import BOX_TOLERANCE
 
 SPLITS = ("train", "val")
@@ -321,9 +327,26 @@ def check_annotations(ctx: DataContext) -> list[Finding]:
                 "duplicate rows (same keyframe, box and action): each counts as one more gt "
                 "instance in the evaluation", "drop the repeated rows"))
         out += _person_jumps(table, good_mask)
+        out += _strict_reader(table.path, read_annotations, out)
         ctx.stats[f"{split}_keyframes"] = int(good.drop_duplicates(KEY).shape[0])
         ctx.stats[f"{split}_videos"] = int(good["video_id"].nunique())
     return out
+
+
+def _strict_reader(path: Path, reader: Any, found: list[Finding]) -> list[Finding]:
+    """What the strict reader training uses says about ``path``, when none of the lenient
+    checks already gave an error for that file (a safety net: the reader is the authority on
+    what training accepts)."""
+    if any(f.severity == "error" and f.path == str(path) for f in found):
+        return []
+    try:
+        reader(path)
+    except FormatError as exc:
+        return [Finding("error", "annotations.rejected" if reader is read_annotations
+                        else "boxes.rejected", str(path), 1,
+                        f"the reader training uses rejects the file: {exc.reason}",
+                        "fix the row it names", [str(exc)])]
+    return []
 
 
 def _rows_finding(severity: str, check: str, table: RawTable, good_mask: np.ndarray,
@@ -710,6 +733,7 @@ def _box_findings(ctx: DataContext, split: str, table: RawTable, threshold: floa
             out.append(_rows_finding("error", check, table, good_mask, mask,
                                      f"{what}; the reader rejects the file",
                                      "normalise boxes to [0, 1] as x1,y1,x2,y2"))
+    out += _strict_reader(table.path, read_person_boxes, out)
     scores = rows["last"].fillna(1.0).to_numpy()
     ctx.stats[f"{split}_box_scores"] = {
         "rows": int(len(scores)),

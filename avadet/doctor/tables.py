@@ -135,7 +135,10 @@ def read_raw_table(path: Path, *, action_required: bool = True) -> RawTable:
             return np.isnan(rows[name].to_numpy())
         return (text[name].str.strip() == "").to_numpy()
 
-    reject((fields < 7) | (fields > 8), "expected 7 or 8 comma-separated fields")
+    # The box reader also takes 6-field rows (no action, score 1.0); gt rows need the action.
+    fewest = 7 if action_required else 6
+    reject((fields < fewest) | (fields > 8), f"expected {fewest} to 8 comma-separated fields"
+           if fewest == 6 else "expected 7 or 8 comma-separated fields")
     reject(rows["video_id"].to_numpy() == "", "empty video id")
     for name in _NAMES[1:6]:
         reject(empty(name), f"empty {name}")
