@@ -7,6 +7,7 @@ person boxes, frame folders or videos) and runs every family:
 - :func:`check_labelmap`: the label map and the trained class subset.
 - :func:`check_annotations`: malformed rows, boxes out of range or inverted, action ids not in
   the label map, keyframes outside the segment, persons whose boxes jump, duplicates.
+- :func:`check_exclusions`: excluded keyframes that carry gt rows, or of other videos.
 - :func:`check_classes`: evaluated classes without training examples.
 - :func:`check_media`: videos without media, missing or unreadable media, wrong frame counts
   for the segment at the configured fps, wrong video fps, frame gaps, size changes, corrupt
@@ -388,6 +389,34 @@ def _person_jumps(table: RawTable, good_mask: np.ndarray) -> list[Finding]:
         "frame in one second with no overlap: person ids mixed up or a box from another row",
         "check the person ids (column 8) and boxes of these rows against the video",
         table.examples(full))]
+
+
+def check_exclusions(ctx: DataContext) -> list[Finding]:
+    """Excluded keyframes that carry gt rows (dropped from training and evaluation) or name
+    videos that are not annotated (a file of another split or version)."""
+    out: list[Finding] = []
+    for split in SPLITS:
+        excl, gt = ctx.exclusions.get(split), ctx.gt[split]
+        if excl is None or excl.empty or gt.empty:
+            continue
+        path = str(ctx.path(f"{split}_exclusions"))
+        keys = excl[KEY].drop_duplicates()
+        hit = gt[KEY].assign(timestamp=gt["timestamp"].astype(np.int64)).merge(keys, on=KEY)
+        if len(hit):
+            examples = hit.drop_duplicates().head(5)
+            out.append(Finding(
+                "warning", "exclusions.annotated", path, int(len(hit)),
+                f"{len(hit)} {split} gt rows lie on excluded keyframes; training and evaluation "
+                "drop them", "remove those keyframes from the exclusion file if they are meant "
+                "to count", [f"{v},{int(t):04d}" for v, t in examples.itertuples(index=False)]))
+        unknown = sorted(set(keys["video_id"].astype(str)) - set(gt["video_id"].astype(str)))
+        if unknown:
+            out.append(Finding(
+                "info" if len(unknown) < keys["video_id"].nunique() else "warning",
+                "exclusions.unknown_videos", path, len(unknown),
+                f"{len(unknown)} videos of the exclusion file have no {split} annotation",
+                f"check that data.{split}_exclusions is the {split} split's file", unknown))
+    return out
 
 
 def check_classes(ctx: DataContext) -> list[Finding]:
@@ -859,6 +888,7 @@ def run_checks(cfg: Config, *, full_scan: bool = False, sample: int = DEFAULT_SA
     findings += check_labelmap(ctx)
     findings += check_config(ctx)
     findings += check_annotations(ctx)
+    findings += check_exclusions(ctx)
     findings += check_classes(ctx)
     try:
         findings += check_media(ctx, full_scan=full_scan, sample=sample, workers=workers,

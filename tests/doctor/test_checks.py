@@ -266,6 +266,18 @@ def test_duplicate_rows(copy: Path) -> None:
     assert f.count == 3
 
 
+def test_exclusions_of_annotated_keyframes_and_of_the_other_split(copy: Path) -> None:
+    first = lines(copy / ANN / VAL)[0].split(",")
+    other = (copy / ANN / "ava_train_excluded_timestamps_v2.2.csv").read_text()
+    (copy / ANN / "ava_val_excluded_timestamps_v2.2.csv").write_text(
+        f"{first[0]},{first[1]}\n" + other)
+    report = check(copy)
+    f = only(report, "exclusions.annotated")
+    n = sum(r.startswith(f"{first[0]},{first[1]},") for r in lines(copy / ANN / VAL))
+    assert f.count == n and f.examples == [f"{first[0]},{first[1]}"]
+    assert only(report, "exclusions.unknown_videos").count == 1
+
+
 # -- classes and config ------------------------------------------------------------------------
 
 
