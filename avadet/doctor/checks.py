@@ -566,6 +566,14 @@ def check_media(ctx: DataContext, *, full_scan: bool = False, sample: int = DEFA
     out += _frame_count_findings(ctx, readable, kind)
     if data.source == "video":
         out += _fps_findings(ctx, readable)
+    zero = [f for f in readable if f.zero_based]
+    if zero:
+        out.append(Finding(
+            "error", "media.zero_based", str(root), len(zero),
+            f"{len(zero)} frame folders number their files from 0; avadet reads file k + 1 as "
+            "frame k (ffmpeg's %06d starts at 1), so every clip would be one frame late and "
+            "file 0 ignored", "re-extract with data_prep/extract_frames.py, or rename the files "
+            "one number up", [str(f.path) for f in zero]))
     gaps = [f for f in readable if f.num_missing]
     if gaps:
         total = sum(f.num_missing for f in gaps)

@@ -51,6 +51,21 @@ class MediaFacts:
     header_frames: int = 0  # videos: the container's count (0: none)
     decoded: int = 0
     counted_by_decoding: bool = False
+    zero_based: bool = False  # frame folders: a file numbered 0 exists (avadet counts from 1)
+
+
+def guess_template(name: str, video_id: str) -> str:
+    """A ``data.frame_template`` producing ``name``: the video id and the last run of digits
+    replaced by their fields (``img_00042.jpg`` -> ``img_{index:05d}.jpg``)."""
+    import re
+
+    match = list(re.finditer(r"\d+", name))
+    if not match:
+        return name
+    last = match[-1]
+    head, tail = name[: last.start()], name[last.end():]
+    head = head.replace(video_id, "{video_id}") if video_id else head
+    return f"{head}{{index:0{len(last.group())}d}}{tail}"
 
 
 def _sample_numbers(top: int, sample: int) -> np.ndarray:
@@ -98,9 +113,14 @@ def inspect_frames(
         numbers.append(number)
         names[number] = entry
     if not numbers:
+        sample_name = next((e.name for e in entries if e.is_file()), None)
         facts.error = f"no frames named like {source.template!r}"
+        if sample_name is not None:
+            facts.error += (f" (found e.g. {sample_name!r}: set data.frame_template, e.g. "
+                            f"{guess_template(sample_name, video_id)!r})")
         return facts
     present = np.unique(np.asarray(numbers, dtype=np.int64))
+    facts.zero_based = bool(present[0] == 0)
     top = int(present[-1])
     facts.files, facts.num_frames = int(present.size), top
     missing = np.setdiff1d(np.arange(1, top + 1), present, assume_unique=True)

@@ -162,6 +162,22 @@ def test_frame_size_change_inside_a_video(copy: Path) -> None:
     assert f.count == 1 and "32x24" in f.examples[0] and "64x48" in f.examples[0]
 
 
+def test_frames_named_another_way_or_from_zero(copy: Path) -> None:
+    vid = video_ids(copy, "train")[0]
+    for path in frame_files(copy, vid):
+        number = int(path.stem.rsplit("_", 1)[1])
+        path.rename(path.with_name(f"img_{number:05d}.jpg"))
+    f = only(check(copy), "media.unreadable")
+    assert f.count == 1 and "data.frame_template" in f.examples[0]
+    assert "'img_{index:05d}.jpg'" in f.examples[0]
+    vid = video_ids(copy, "train")[1]
+    for path in frame_files(copy, vid):  # ascending: each name is free when it is taken
+        number = int(path.stem.rsplit("_", 1)[1])
+        path.rename(path.with_name(f"{vid}_{number - 1:06d}.jpg"))
+    z = only(check(copy), "media.zero_based")
+    assert z.count == 1 and vid in z.examples[0]
+
+
 def _rewrite_video(path: Path, fps: int, frames: int) -> None:
     with open_video_writer(path, width=64, height=48, fps=fps) as writer:
         writer.write(np.full((frames, 48, 64, 3), 128, np.uint8))
