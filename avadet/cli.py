@@ -18,6 +18,9 @@ from typing import Optional, Sequence
 
 # name -> (module, one-line help). A plain table: the reader sees exactly which code runs.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "check-data": ("avadet.doctor.cli", "check a dataset before training (the data doctor)"),
+    "convert-annotations": ("avadet.prep.convert",
+                            "per-frame box/label CSV or CVAT video XML -> AVA CSV + label map"),
     "eval": ("avadet.evaluation.cli", "frame-mAP of an AVA prediction CSV (official protocol)"),
     "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
 }
