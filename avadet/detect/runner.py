@@ -116,6 +116,9 @@ class DetectResult:
     # Seconds spent: decode (demux, decode, RGB), persons (detector), actions (resize,
     # normalise, model), render (draw, encode), total (wall time of the pass).
     timings: dict[str, float] = field(default_factory=dict)
+    # Most frames held in memory at once (full-size frames awaiting writing + resized clip
+    # frames): bounded by the clip window and the keyframe interval, not the video length.
+    peak_frames_held: int = 0
 
     @property
     def duration(self) -> float:
@@ -280,6 +283,7 @@ class ClipDetector:
         shown = 0  # keyframe whose boxes frame `next_write` shows
         decoded = 0
         last_rgb: Optional[np.ndarray] = None
+        peak = 0
 
         def needed(i: int) -> bool:
             """Does an unscored keyframe's clip use frame i (clamped at the start)?"""
@@ -321,10 +325,11 @@ class ClipDetector:
                 index, frame = held[0]
                 while centre(shown + 1) <= index and (final or shown + 1 < next_detect):
                     shown += 1
-                if not final and shown >= next_score:
+                before_first = index < centre(0)  # nothing to show yet: written at once
+                if not before_first and not final and shown >= next_score:
                     break  # its keyframe is not scored yet
                 held.popleft()
-                if shown < len(results):
+                if not before_first and shown < len(results):
                     kf = results[shown]
                     lines = ([labels_of(row) for row in kf.action_scores] if labels_of
                              else [[] for _ in kf.track_ids])
@@ -381,7 +386,9 @@ class ClipDetector:
                 del small[j]
             if writer is not None:
                 held.append((i, rgb))
+                peak = max(peak, len(held) + len(small))
                 write_ready(final=False)
+            peak = max(peak, len(held) + len(small))
             bar.update(1)
         if decoded == 0:
             raise FormatError(path, "no frames could be decoded")
@@ -401,4 +408,4 @@ class ClipDetector:
             logger.warning("%s: no keyframe (the video is %d frames, the first keyframe is at "
                            "%.2f s)", path, decoded, self.start)
         return DetectResult(path, video_id, fps, decoded, full_size[1], full_size[0],
-                            self.class_ids, results, None, timings)
+                            self.class_ids, results, None, timings, peak)
