@@ -9,6 +9,9 @@ import cv2
 import numpy as np
 
 
+SMALL_FRAME = 160  # pixels: below this short side only the track id is written
+
+
 def track_colour(track_id: int) -> tuple[int, int, int]:
     """A distinct, bright RGB colour per track id (golden-ratio hue steps)."""
     hue = int((track_id * 0.618033988749895 % 1.0) * 180)
@@ -31,6 +34,8 @@ def draw_people(
         labels: per person the text lines under the id (e.g. ``"talk 0.83"``).
     """
     height, width = frame.shape[:2]
+    if min(width, height) < SMALL_FRAME:
+        labels = [[] for _ in track_ids]  # no room for text: the id alone
     scale = max(0.3, min(width, height) / 720)
     thick = max(1, int(round(2 * scale)))
     line = int(22 * scale) + 2

