@@ -8,7 +8,6 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-
 SMALL_FRAME = 160  # pixels: below this short side only the track id is written
 
 

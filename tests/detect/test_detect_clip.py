@@ -236,3 +236,19 @@ def test_iou_tracker_keeps_ids():
     back = np.vstack([moved[:1], moved[1:] + 0.01, [[0.4, 0.0, 0.5, 0.2]]])
     assert tracker.update(back).tolist() == [1, 0, 2]  # 0 returns; a newcomer gets 2
     assert tracker.update(np.zeros((0, 4))).tolist() == []
+
+
+def test_fractional_keyframe_times_keep_their_decimals(tmp_path):
+    from pathlib import Path
+
+    from avadet.detect import DetectResult, KeyframeResult
+    from avadet.detect.outputs import prediction_table, write_predictions_csv
+
+    kf = KeyframeResult(index=1, time=0.5, frame=15, boxes=np.array([[0.1, 0.2, 0.3, 0.4]], np.float32),
+                        person_scores=np.array([0.9], np.float32), track_ids=np.array([0]),
+                        action_scores=np.array([[0.2, 0.7, 0.1]], np.float32))
+    result = DetectResult(Path("v.mp4"), "v", 30.0, 30, 64, 48, [4, 8, 15], [kf], None)
+    table = prediction_table(result, timestamp_offset=900, top_k=2)
+    assert table["action_id"].tolist() == [8, 4]
+    text = write_predictions_csv(tmp_path / "p.csv", table).read_text()
+    assert text.splitlines()[0] == "v,900.500,0.1,0.2,0.3,0.4,8,0.7"
