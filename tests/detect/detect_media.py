@@ -21,12 +21,12 @@ def moving_square(k: int, width: int, height: int) -> np.ndarray:
 
 
 def write_clip(path: Path, num_frames: int, *, fps: int, width: int, height: int,
-               codec: str = "libx264", container: str = "mp4") -> Path:
+               codec: str = "libx264", container: str = "mp4", pix_fmt: str = "yuv420p") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt  # yuv444p allows odd sizes
         stream.time_base = Fraction(1, fps)
         for k in range(num_frames):
             frame = av.VideoFrame.from_ndarray(moving_square(k, width, height), format="rgb24")

@@ -169,6 +169,18 @@ def test_odd_rate_size_and_a_clip_shorter_than_the_window(setup, tmp_path):
     np.testing.assert_allclose(result.keyframes[0].action_scores, want, atol=1e-6)
 
 
+def test_odd_pixel_size_is_padded_by_one_edge_pixel(setup, tmp_path):
+    video = write_clip(tmp_path / "o.mp4", 30, fps=24, width=71, height=39, pix_fmt="yuv444p")
+    boxes = tmp_path / "b.csv"
+    boxes.write_text("o,0,0.1,0.1,0.5,0.9,-1,0.9\n")
+    assert main(["detect", str(video), "--checkpoint", str(setup["ckpt"]["config.yaml"]),
+                 "--out", str(tmp_path / "out"), "--persons", "csv", "--boxes", str(boxes),
+                 "--no-progress"]) == 0
+    assert decoded_frames(tmp_path / "out" / "o_annotated.mp4")[:3] == (30, 24, (72, 40))
+    doc = json.loads((tmp_path / "out" / "o.json").read_text())
+    assert (doc["width"], doc["height"], len(doc["keyframes"])) == (71, 39, 2)
+
+
 @pytest.mark.parametrize("claimed", [500, 10])
 def test_container_lying_about_its_frame_count(setup, tmp_path, claimed):
     video = write_lying_avi(tmp_path / "liar.avi", 40, claimed, fps=25)
