@@ -111,9 +111,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = load_config(args.config, args.overrides)
-    detector = detector_from_args(args, score_threshold=args.person_threshold, device=args.device)
-    df = detect_dataset_persons(cfg, detector, args.out, split=args.split, keyframes=args.keyframes)
-    print(f"wrote {len(df)} person boxes on {df[['video_id', 'timestamp']].drop_duplicates().shape[0]} "
-          f"keyframes to {args.out} ({detector.describe()})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out.with_name(out.name + ".log"), mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_logger = logging.getLogger("avadet")
+    package_logger.addHandler(handler)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        detector = detector_from_args(args, score_threshold=args.person_threshold,
+                                      device=args.device)
+        logger.info("detect-persons: %s split of %s, %s keyframes, %s, threshold %s",
+                    args.split, args.config, args.keyframes, detector.describe(),
+                    args.person_threshold)
+        df = detect_dataset_persons(cfg, detector, out, split=args.split,
+                                    keyframes=args.keyframes)
+    finally:
+        package_logger.removeHandler(handler)
+        handler.close()
+    print(f"wrote {len(df)} person boxes to {out} ({detector.describe()})")
     return 0

@@ -264,3 +264,20 @@ def test_fractional_keyframe_times_keep_their_decimals(tmp_path):
     assert table["action_id"].tolist() == [8, 4]
     text = write_predictions_csv(tmp_path / "p.csv", table).read_text()
     assert text.splitlines()[0] == "v,900.500,0.1,0.2,0.3,0.4,8,0.7"
+
+
+def test_default_torchvision_backend_from_a_local_weights_file(setup, tmp_path):
+    """The default detector path end to end, offline: R50-FPN weights from a file."""
+    from avadet.persons.torchvision_backend import build_faster_rcnn
+
+    torch.manual_seed(0)
+    weights = tmp_path / "frcnn.pth"
+    torch.save(build_faster_rcnn(weights=None, min_size=64, max_size=96).state_dict(), weights)
+    out = tmp_path / "out"
+    assert main(["detect", str(setup["video"]), "--checkpoint", str(setup["ckpt"]["config.yaml"]),
+                 "--out", str(out), "--detector-weights", str(weights), "--detector-min-size", "64",
+                 "--detector-max-size", "96", "--no-progress", "--interval", "2"]) == 0
+    doc = json.loads((out / f"{setup['vid']}.json").read_text())
+    assert doc["persons"].startswith("torchvision Faster R-CNN R50-FPN") and len(doc["keyframes"]) == 4
+    assert doc["person_threshold"] == THRESHOLD
+    assert decoded_frames(out / f"{setup['vid']}_annotated.mp4")[0] == 240
