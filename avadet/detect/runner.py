@@ -300,7 +300,7 @@ class ClipDetector:
         def resize(rgb: np.ndarray) -> np.ndarray:
             h2, w2 = input_size
             if (h2, w2) == rgb.shape[:2]:
-                return rgb
+                return rgb.copy()  # the full frame gets boxes drawn on it later
             return cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_LINEAR)
 
         def score_keyframe(k: int, total: int) -> None:
@@ -308,9 +308,12 @@ class ClipDetector:
             c = centre(k)
             indices = sample_clip_indices(c, num_frames=s.num_frames,
                                           sampling_rate=s.sampling_rate, total_frames=total)
-            clip = np.stack([small[j] for j in indices.tolist()])
             found = detections.pop(k)
-            scores = self.score(clip, full_size, found.boxes)
+            if len(found.boxes):
+                clip = np.stack([small[j] for j in indices.tolist()])
+                scores = self.score(clip, full_size, found.boxes)
+            else:
+                scores = np.zeros((0, len(self.class_ids)), np.float32)
             timings["actions"] += time.perf_counter() - t0
             results.append(KeyframeResult(
                 index=k, time=self.keyframe_time(k), frame=c, boxes=found.boxes,

@@ -111,15 +111,17 @@ def test_cli_csv_blocks_json_and_video(setup, tmp_path):
 
 
 @pytest.mark.parametrize("config", ["config.yaml", "config_slow.yaml"])
-def test_keyframes_are_scored_on_the_datasets_clip(setup, config):
+def test_keyframes_are_scored_on_the_datasets_clip(setup, config, tmp_path):
     """The streaming runner gives each keyframe the very clip and boxes the AVA dataset (and
-    so training and ``avadet test``) gives it: same scores."""
+    so training and ``avadet test``) gives it: same scores. With the annotated video written,
+    so the boxes drawn on frames must not leak into later clips."""
     model, cfg, class_ids = load_trained_model(setup["ckpt"][config])
     cfg.data.source = "video"
     dataset = build_dataset(cfg, "val")
     runner = ClipDetector(model, ClipSettings.from_config(cfg), class_ids,
                           CsvPersonBoxes(setup["boxes"], min_score=THRESHOLD))
-    result = runner.run(setup["video"], timestamp_offset=900, progress=False)
+    result = runner.run(setup["video"], timestamp_offset=900, progress=False,
+                        annotated_path=tmp_path / "a.mp4")
     by_time = {900 + round(k.time): k for k in result.keyframes}
     checked = 0
     for i in range(len(dataset)):
