@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. 900 for a cut AVA segment)")
     parser.add_argument("--no-video", action="store_true", help="skip the annotated video")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: torch's choice); more threads than "
+                             "free cores slows the models down a lot")
     parser.add_argument("--no-progress", action="store_true")
     add_detector_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -116,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     from avadet.engine.checkpoint import load_trained_model
     from avadet.persons import CsvPersonBoxes, detector_from_args
 
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     video = Path(args.video)
     if not video.is_file():
         raise FormatError(video, "video not found")

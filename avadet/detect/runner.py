@@ -279,8 +279,7 @@ class ClipDetector:
         input_size = (0, 0)
         next_detect = 0  # next keyframe whose centre frame is to come
         next_score = 0  # next keyframe to score
-        next_write = 0  # next frame to write
-        shown = 0  # keyframe whose boxes frame `next_write` shows
+        shown = 0  # keyframe whose boxes the next frame to write shows
         decoded = 0
         last_rgb: Optional[np.ndarray] = None
         peak = 0
@@ -322,7 +321,7 @@ class ClipDetector:
             ))
 
         def write_ready(final: bool) -> None:
-            nonlocal next_write, shown
+            nonlocal shown
             t0 = time.perf_counter()
             while held:
                 index, frame = held[0]
@@ -338,7 +337,6 @@ class ClipDetector:
                              else [[] for _ in kf.track_ids])
                     draw_people(frame, kf.boxes, kf.track_ids.tolist(), lines)
                 writer.write(_even(frame))
-                next_write += 1
             timings["render"] += time.perf_counter() - t0
 
         expected = count_frames(path)
