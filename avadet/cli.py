@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                             "per-frame box/label CSV or CVAT video XML -> AVA CSV + label map"),
     "eval": ("avadet.evaluation.cli", "frame-mAP of an AVA prediction CSV (official protocol)"),
     "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
+    "detect-persons": ("avadet.persons.cli", "person boxes on a dataset's keyframes -> AVA box CSV"),
+    "detect": ("avadet.detect.cli", "action detection on a video: CSV, JSON, annotated mp4"),
 }
 
 
