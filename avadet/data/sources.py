@@ -47,7 +47,7 @@ def _as_indices(indices: Union[np.ndarray, Sequence[int]]) -> np.ndarray:
     return indices
 
 
-def _template_regex(template: str, video_id: str) -> re.Pattern:
+def frame_name_regex(template: str, video_id: str) -> re.Pattern:
     """A regex matching the file names ``template`` produces for ``video_id``; group 1 = index."""
     parts = []
     for literal, field_name, _spec, _conv in string.Formatter().parse(template):
@@ -86,7 +86,7 @@ class FrameFolderSource:
                 names = os.listdir(folder)
             except OSError as exc:
                 raise ClipReadError(folder, f"cannot list frames: {exc.strerror or exc}") from None
-            pattern = _template_regex(self.template, video_id)
+            pattern = frame_name_regex(self.template, video_id)
             numbers = [int(m.group(1)) for m in map(pattern.match, names) if m]
             if not numbers:
                 raise ClipReadError(folder, f"no frames named like {self.template!r}")

@@ -115,14 +115,31 @@ OBJECT_COLOURS = {"hold_red": (225, 35, 35), "hold_blue": (35, 70, 230), "hold_g
 HAT_COLOUR = (235, 205, 40)
 
 
-def motion_class_ids(speed: Optional[str] = None) -> list[int]:
+# Every person has exactly one arm label, so a label map that keeps these keeps every person.
+ARM_CLASSES = ("fast_wave", "arm_still", "slow_wave")
+
+
+def dataset_classes(label_ids: tuple = ()) -> tuple[SyntheticClass, ...]:
+    """The classes a dataset is written with: :data:`CLASSES`, or with ``label_ids`` (pairs
+    ``(name, id)``) only the named classes, renumbered (a custom label map, e.g. ids 3..7).
+    A class kept this way is evaluated."""
+    if not label_ids:
+        return CLASSES
+    ids = {str(name): int(new) for name, new in label_ids}
+    return tuple(dataclasses.replace(c, id=ids[c.name], evaluated=True)
+                 for c in CLASSES if c.name in ids)
+
+
+def motion_class_ids(speed: Optional[str] = None, label_ids: tuple = ()) -> list[int]:
     """Ids of the motion-defined classes (all, or only ``speed`` "fast"/"slow")."""
-    return [c.id for c in CLASSES if c.cue == "motion" and (speed is None or c.speed == speed)]
+    return [c.id for c in dataset_classes(label_ids)
+            if c.cue == "motion" and (speed is None or c.speed == speed)]
 
 
-def synthetic_labelmap(evaluated_only: bool = False) -> LabelMap:
+def synthetic_labelmap(evaluated_only: bool = False, label_ids: tuple = ()) -> LabelMap:
     """The synthetic label map (all classes, or the evaluated subset)."""
-    return LabelMap({c.id: c.name for c in CLASSES if c.evaluated or not evaluated_only})
+    return LabelMap({c.id: c.name for c in dataset_classes(label_ids)
+                     if c.evaluated or not evaluated_only})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +157,10 @@ class SyntheticSpec:
     width: int
     height: int
     fps: int = 30
-    segment_start: int = 900
+    segment_start: int = 900  # 0 for videos that are not cut out of a longer movie
+    # A custom label map: ((class name, id), ...) keeps only the named classes under new ids
+    # (every arm class must be kept: each person has one). Empty: all classes, ids 1..9.
+    label_ids: tuple[tuple[str, int], ...] = ()
     actors_per_video: tuple[int, int] = (2, 3)  # inclusive range
     episode_seconds: tuple[int, int] = (2, 4)  # inclusive range of episode lengths
     # Clip sampling the dataset will use (written to config.yaml); sets the aliasing period.
@@ -212,6 +232,24 @@ def resolve_spec(preset: str = "tiny", **overrides: Any) -> SyntheticSpec:
     if min(spec.actors_per_video) < 1 or spec.actors_per_video[0] > spec.actors_per_video[1]:
         raise ConfigError(f"actors_per_video must be a range (lo, hi) with lo >= 1, got {spec.actors_per_video}")
     slow_stride(spec)  # validates the sampling
+    if spec.fps < 1:
+        raise ConfigError(f"fps must be a positive integer, got {spec.fps}")
+    if spec.label_ids:
+        try:
+            items = spec.label_ids.items() if isinstance(spec.label_ids, dict) else spec.label_ids
+            pairs = [(str(name), int(new)) for name, new in items]
+        except (TypeError, ValueError):
+            raise ConfigError(f"label_ids must be (name, id) pairs, got {spec.label_ids!r}") from None
+        names = [n for n, _ in pairs]
+        unknown = sorted(set(names) - set(CLASS_BY_NAME))
+        if unknown:
+            raise ConfigError(f"label_ids: unknown classes {unknown}; known: {sorted(CLASS_BY_NAME)}")
+        if len(set(names)) != len(names) or len({i for _, i in pairs}) != len(pairs):
+            raise ConfigError("label_ids: each class and each id must appear once")
+        missing = [a for a in ARM_CLASSES if a not in names]
+        if missing:
+            raise ConfigError(f"label_ids must keep every arm class (each person has one): add {missing}")
+        spec = dataclasses.replace(spec, label_ids=tuple(pairs))
     return spec
 
 
@@ -616,6 +654,8 @@ def annotation_table(plans: list[VideoPlan], spec: SyntheticSpec, split: str) ->
     stamps = keyframe_timestamps(spec)
     index = keyframe_index(stamps, spec)
     rows = []
+    # Original class id -> the id written (classes left out of a custom label map are dropped).
+    new_id = {CLASS_BY_NAME[c.name].id: c.id for c in dataset_classes(spec.label_ids)}
     for plan in (p for p in plans if p.split == split):
         keep = ~np.isin(stamps, plan.excluded_keyframes) & ~plan.hidden[index]
         for actor in plan.actors:
@@ -623,7 +663,9 @@ def annotation_table(plans: list[VideoPlan], spec: SyntheticSpec, split: str) ->
             boxes = _round_boxes(actor_boxes(actor, tr, spec)[index])
             for t, box, ep in zip(stamps[keep], boxes[keep], tr.episode[index][keep]):
                 for action in actor.labels_at(int(ep)):
-                    rows.append((plan.video_id, int(t), *box.tolist(), action, actor.person_id))
+                    if action in new_id:
+                        rows.append((plan.video_id, int(t), *box.tolist(), new_id[action],
+                                     actor.person_id))
     df = pd.DataFrame(rows, columns=["video_id", "timestamp", "x1", "y1", "x2", "y2",
                                      "action_id", "person_id"])
     df = df.astype({"timestamp": np.int64, "action_id": np.int64, "person_id": np.int64})
@@ -692,7 +734,7 @@ def config_dict(spec: SyntheticSpec, root: PathLike, *, arch: str = "slowfast") 
     same temporal resolution as the SlowFast model's Slow pathway.
     """
     short = min(spec.width, spec.height)
-    evaluated = [c.id for c in CLASSES if c.evaluated]
+    evaluated = [c.id for c in dataset_classes(spec.label_ids) if c.evaluated]
     tau = slow_stride(spec)
     jitter = list(spec.train_jitter_scales) if any(spec.train_jitter_scales) else [short, int(round(short * 1.25))]
     data = {
@@ -745,17 +787,18 @@ def config_dict(spec: SyntheticSpec, root: PathLike, *, arch: str = "slowfast") 
 def _meta(spec: SyntheticSpec, preset: str, seed: int, plans: list[VideoPlan]) -> dict:
     tau = slow_stride(spec)
     fast, slow = slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
+    classes = dataset_classes(spec.label_ids)
     return {
         "generator_version": GENERATOR_VERSION,
         "preset": preset,
         "seed": seed,
         "spec": dataclasses.asdict(spec),
-        "classes": [dataclasses.asdict(c) for c in CLASSES],
-        "evaluated_class_ids": [c.id for c in CLASSES if c.evaluated],
-        "motion_class_ids": motion_class_ids(),
-        "fast_motion_class_ids": motion_class_ids("fast"),
-        "slow_motion_class_ids": motion_class_ids("slow"),
-        "appearance_class_ids": [c.id for c in CLASSES if c.cue == "appearance"],
+        "classes": [dataclasses.asdict(c) for c in classes],
+        "evaluated_class_ids": [c.id for c in classes if c.evaluated],
+        "motion_class_ids": motion_class_ids(label_ids=spec.label_ids),
+        "fast_motion_class_ids": motion_class_ids("fast", spec.label_ids),
+        "slow_motion_class_ids": motion_class_ids("slow", spec.label_ids),
+        "appearance_class_ids": [c.id for c in classes if c.cue == "appearance"],
         "aliasing": {
             "tau_frames": tau,
             "fast_motion_period_frames": tau,
@@ -832,9 +875,9 @@ def write_annotations(plans: list[VideoPlan], spec: SyntheticSpec, root: Path, s
         with atomic_write(ann / f"ava_{split}_excluded_timestamps_v2.2.csv") as handle:
             handle.write("".join(f"{v},{t:04d}\n" for v, t in sorted(excluded)))
     with atomic_write(ann / "ava_action_list_v2.2.pbtxt") as handle:
-        handle.write(synthetic_labelmap().to_pbtxt())
+        handle.write(synthetic_labelmap(label_ids=spec.label_ids).to_pbtxt())
     with atomic_write(ann / "ava_action_list_v2.2_for_activitynet_2019.pbtxt") as handle:
-        handle.write(synthetic_labelmap(evaluated_only=True).to_pbtxt())
+        handle.write(synthetic_labelmap(evaluated_only=True, label_ids=spec.label_ids).to_pbtxt())
 
 
 def _same_dataset(out_dir: Path, meta: dict) -> bool:

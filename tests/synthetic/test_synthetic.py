@@ -385,3 +385,41 @@ def test_written_frames_show_fast_motion_only_at_the_fast_stride(tmp_path: Path)
     assert 5 <= is_wave.sum() <= len(is_wave) - 5
     assert _auc(np.array(fast), is_wave) > 0.9
     assert 0.25 < _auc(np.array(slow), is_wave) < 0.75
+
+
+CUSTOM_IDS = (("fast_wave", 3), ("arm_still", 4), ("slow_wave", 5), ("hold_red", 6), ("wear_hat", 7))
+
+
+def test_custom_label_map_fps_and_segment(tmp_path: Path) -> None:
+    root = syn.make_synthetic(tmp_path / "custom", preset="tiny", seed=0, fps=25,
+                              segment_start=0, label_ids=CUSTOM_IDS)
+    plain = syn.make_synthetic(tmp_path / "plain", preset="tiny", seed=0, fps=25,
+                               segment_start=0, write_frames=False, write_videos=False)
+    full = read_labelmap(root / ANN / "ava_action_list_v2.2.pbtxt")
+    assert full.names == {3: "fast_wave", 4: "arm_still", 5: "slow_wave", 6: "hold_red",
+                          7: "wear_hat"}
+    assert read_labelmap(root / ANN / "ava_action_list_v2.2_for_activitynet_2019.pbtxt").ids == full.ids
+    cfg = load_config(root / "config.yaml")
+    assert (cfg.data.fps, cfg.data.segment_start, cfg.data.segment_end) == (25.0, 0.0, 8.0)
+    assert cfg.data.classes == [3, 4, 5, 6, 7] and cfg.model.num_classes == 5
+    vid = syn.load_meta(root)["videos"][0]["video_id"]
+    assert len(list((root / "frames" / vid).glob("*.jpg"))) == 8 * 25
+    with av.open(str(root / "videos" / f"{vid}.mp4")) as container:
+        assert container.streams.video[0].average_rate == 25
+    for split in ("train", "val"):
+        gt = read_annotations(root / ANN / f"ava_{split}_v2.2.csv", labelmap=full)
+        assert set(gt["action_id"]) <= {3, 4, 5, 6, 7}
+        assert gt["timestamp"].min() >= 2 and gt["timestamp"].max() <= 6
+        # Every person of the default numbering keeps a row (each has an arm class).
+        persons = gt.drop_duplicates(["video_id", "timestamp", "person_id"])
+        default = read_annotations(plain / ANN / f"ava_{split}_v2.2.csv")
+        assert len(persons) == len(default.drop_duplicates(["video_id", "timestamp", "person_id"]))
+    with pytest.raises(ConfigError, match="arm class"):
+        syn.resolve_spec("tiny", label_ids=(("hold_red", 1),))
+    with pytest.raises(ConfigError, match="unknown classes"):
+        syn.resolve_spec("tiny", label_ids=(("dance", 1),) + CUSTOM_IDS[:3])
+
+
+def test_default_label_map_is_unchanged_by_the_option() -> None:
+    assert syn.dataset_classes(()) is syn.CLASSES
+    assert syn.synthetic_labelmap().ids == list(range(1, 10))

@@ -1,0 +1,66 @@
+"""The person-detector interface: frames in, normalised person boxes and scores out.
+
+Every backend turns a list of ``(H, W, 3)`` uint8 RGB frames into one :class:`PersonBoxes`
+per frame: ``boxes`` ``(K, 4)`` float32 AVA-normalised ``x1, y1, x2, y2`` in ``[0, 1]`` of that
+frame, ``scores`` ``(K,)`` float32, sorted by descending score, at or above the detector's
+threshold. A backend that reads boxes from a file rather than looking at the pixels (the CSV
+backend) needs to know which keyframe each frame is: ``keys`` gives ``(video_id, timestamp)``
+per frame; the image backends ignore it.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import NamedTuple, Optional, Sequence
+
+import numpy as np
+
+
+class PersonBoxes(NamedTuple):
+    """``boxes`` ``(K, 4)`` float32 normalised x1 y1 x2 y2; ``scores`` ``(K,)`` float32."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+
+def empty_boxes() -> PersonBoxes:
+    return PersonBoxes(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+
+def normalise_boxes(
+    pixel_boxes: np.ndarray, scores: np.ndarray, width: int, height: int, threshold: float
+) -> PersonBoxes:
+    """Pixel boxes of a ``width x height`` frame -> :class:`PersonBoxes`: divided by the frame
+    size, clipped to ``[0, 1]``, boxes below ``threshold`` or of zero area dropped, sorted by
+    descending score.
+
+    Args:
+        pixel_boxes: ``(K, 4)`` x1 y1 x2 y2 in pixels of the frame the detector saw.
+        scores: ``(K,)``.
+    """
+    boxes = np.asarray(pixel_boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    boxes = np.clip(boxes / np.array([width, height, width, height], np.float32), 0.0, 1.0)
+    keep = (scores >= threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, scores = boxes[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")
+    return PersonBoxes(boxes[order], scores[order])
+
+
+class PersonDetector(abc.ABC):
+    """Finds people in frames. Subclasses implement :meth:`detect`."""
+
+    #: True when the detector reads boxes by keyframe (``keys`` required), not from pixels.
+    needs_keys: bool = False
+
+    @abc.abstractmethod
+    def detect(
+        self,
+        frames: Sequence[np.ndarray],
+        keys: Optional[Sequence[tuple[str, float]]] = None,
+    ) -> list[PersonBoxes]:
+        """One :class:`PersonBoxes` per frame of ``frames`` (each ``(H, W, 3)`` uint8 RGB)."""
+
+    def describe(self) -> str:
+        """One line for logs and benchmark tables."""
+        return type(self).__name__
