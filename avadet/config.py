@@ -198,6 +198,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-3 (no dot, no exponent sign) as a string; take it as the number.
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None and value.strip().lower() not in ("nan", "inf", "-inf", "+inf"):
+                return number
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -338,8 +338,10 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
         bad = _non_finite_parameters(model)
         if bad:
             raise TrainingDiverged(
-                f"non-finite weights at iteration {iteration} ({', '.join(bad[:4])}...); not "
-                f"saved; the last good checkpoint is {last_saved or 'none'}"
+                f"training diverged: non-finite weights after iteration {iteration} "
+                f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); not saved; the last "
+                f"good checkpoint is {last_saved or 'none (none written)'}; lower solver.base_lr "
+                "or set solver.clip_grad_norm"
             )
         rng = all_gather_objects(capture_rng_state(device), info)
         if info.is_main:
