@@ -98,3 +98,13 @@ def test_an_unreadable_keyframe_is_replaced_and_reported(tiny_root, tmp_path, ca
     assert code == 0  # the epoch went on
     assert "epoch 1: 1 unreadable keyframe(s) replaced" in capsys.readouterr().out
     assert "1 unreadable keyframe(s) replaced" in (out / "log.txt").read_text()
+
+
+def test_slow_only_trains_and_tests(tiny_root, tmp_path, capsys):
+    out = tmp_path / "slow"
+    config = str(tiny_root / "config_slow.yaml")
+    assert main(["train", "--config", config, f"train.output_dir={out}", "solver.max_iters=2",
+                 "train.eval_every_epochs=0"]) == 0
+    assert main(["test", "--config", config, "--checkpoint", str(out / "checkpoints" / "model_final.pt")]) == 0
+    assert "frame-mAP@0.5IoU" in capsys.readouterr().out
+    assert (out / "predictions.csv").is_file()  # test.output_csv, in the checkpoint's run folder
