@@ -129,6 +129,7 @@ class TrainConfig:
     output_dir: str = "output"
     init_checkpoint: str = ""  # e.g. a Kinetics checkpoint; the head is left fresh
     checkpoint_every_iters: int = 500
+    keep_checkpoints: int = 0  # > 0: keep only the newest N checkpoint_iter_*.pt (0: all)
     eval_every_epochs: float = 1.0
     log_every_iters: int = 10
     seed: int = 0

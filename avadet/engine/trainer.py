@@ -44,6 +44,7 @@ from avadet.engine.checkpoint import (
     checkpoint_dir,
     iteration_checkpoint_path,
     latest_checkpoint,
+    prune_checkpoints,
     read_training_checkpoint,
     save_checkpoint,
     unwrap,
@@ -378,6 +379,7 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
                     },
                 },
             )
+            prune_checkpoints(out, tcfg.keep_checkpoints)
         barrier(info)
         return path
 
@@ -410,7 +412,12 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
         )
         result = None
         if info.is_main:
+            # Only the latest evaluation's rows are kept (AVA val: ~10M rows, ~0.5 GB a file).
+            previous = sorted((out / "eval").glob("predictions_iter_*.csv"))
             write_predictions(out / "eval" / f"predictions_iter_{iteration:07d}.csv", predictions)
+            for old_file in previous:
+                if old_file.name != f"predictions_iter_{iteration:07d}.csv":
+                    old_file.unlink(missing_ok=True)
             result = evaluate_predictions(predictions, setup)
             logger.info("eval at iteration %d: frame-mAP %.4f", iteration, result.map)
             metrics.write(kind="eval", epoch=iteration / per_epoch, iteration=iteration, lr=lr,

@@ -23,6 +23,8 @@ def test_train_then_test_end_to_end(tiny_root, tmp_path, capsys):
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
     # Every 3 iterations, each epoch end (2 iterations per epoch: 8 keyframes, batch 4), final.
     assert ckpts == [f"checkpoint_iter_{i:07d}.pt" for i in (2, 3, 4, 6)] + ["model_final.pt"]
+    # Only the latest evaluation's predictions are kept.
+    assert [p.name for p in (out / "eval").iterdir()] == ["predictions_iter_0000006.csv"]
     final = read_training_checkpoint(out / "checkpoints" / "model_final.pt")
     assert final["iteration"] == 6 and final["epoch"] == 3
     assert {"optimizer_state", "scheduler_state", "scaler_state", "rng_state"} <= set(final)
