@@ -5,7 +5,8 @@ Each command lives in the module that owns its work and exposes two functions::
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...
     def run(args: argparse.Namespace) -> int: ...
 
-Modules are imported only when their command runs, so ``avadet --help`` stays fast and a
+A module that holds several commands names each with ``module:attribute`` (an object with
+those two functions). Modules are imported only when their command runs, so ``avadet --help`` stays fast and a
 command's heavy dependencies never slow down another.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 # name -> (module, one-line help). A plain table: the reader sees exactly which code runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,7 +26,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
     "detect-persons": ("avadet.persons.cli", "person boxes on a dataset's keyframes -> AVA box CSV"),
     "detect": ("avadet.detect.cli", "action detection on a video: CSV, JSON, annotated mp4"),
+    "train": ("avadet.engine.cli:train_command", "train a model (resumable; torchrun for many processes)"),
+    "test": ("avadet.engine.cli:test_command", "score the val keyframes with a checkpoint; frame-mAP"),
 }
+
+
+def resolve_command(name: str) -> Any:
+    """The object with ``add_arguments`` and ``run`` behind command ``name``."""
+    module_name, _, attribute = COMMANDS[name][0].partition(":")
+    target = importlib.import_module(module_name)
+    return getattr(target, attribute) if attribute else target
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     name = argv[0]
-    module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
+    help_text = COMMANDS[name][1]
+    module = resolve_command(name)
     cmd_parser = argparse.ArgumentParser(prog=f"avadet {name}", description=help_text)
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])

@@ -100,19 +100,27 @@ class ModelConfig:
 class SolverConfig:
     """Optimisation (PySlowFast's AVA recipe by default)."""
 
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"  # "sgd" (momentum) or "adamw"
     base_lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-7
-    schedule: str = "steps"  # "steps" or "cosine"
+    bn_weight_decay: float = 0.0  # weight decay of BatchNorm weights and biases (PySlowFast: 0)
+    schedule: str = "steps"  # "steps" (PySlowFast's steps_with_relative_lrs) or "cosine"
     steps: list[float] = field(default_factory=lambda: [0, 10, 15, 20])  # epochs
+    # lr relative to base_lr from each step on; empty: lr_decay ** i for step i.
+    lrs: list[float] = field(default_factory=list)
     lr_decay: float = 0.1
+    cosine_end_lr: float = 0.0
     max_epoch: float = 20
+    max_iters: int = 0  # > 0: stop after this many iterations (the schedule keeps max_epoch)
     warmup_epochs: float = 5.0
     warmup_start_lr: float = 0.000125
     batch_size: int = 64  # global batch (summed over processes)
     freeze_bn: bool = False  # use frozen BN statistics (PySlowFast's detection fine-tuning)
+    # > 0: re-estimate BN statistics on this many training batches before each evaluation
+    # and checkpoint at an epoch end (PySlowFast's BN.USE_PRECISE_STATS / NUM_BATCHES_PRECISE).
+    precise_bn_batches: int = 0
     clip_grad_norm: float = 0.0
 
 
@@ -121,6 +129,7 @@ class TrainConfig:
     output_dir: str = "output"
     init_checkpoint: str = ""  # e.g. a Kinetics checkpoint; the head is left fresh
     checkpoint_every_iters: int = 500
+    keep_checkpoints: int = 0  # > 0: keep only the newest N checkpoint_iter_*.pt (0: all)
     eval_every_epochs: float = 1.0
     log_every_iters: int = 10
     seed: int = 0
@@ -190,6 +199,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-3 (no dot, no exponent sign) as a string; take it as the number.
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None and value.strip().lower() not in ("nan", "inf", "-inf", "+inf"):
+                return number
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

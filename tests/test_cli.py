@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from avadet.cli import COMMANDS, main
+from avadet.cli import COMMANDS, main, resolve_command
 
 
 def test_help_lists_every_command():
@@ -13,11 +13,9 @@ def test_help_lists_every_command():
 
 
 def test_every_command_module_exists_and_has_its_entry_points():
-    import importlib
-
-    for name, (module_name, _) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        assert callable(module.add_arguments) and callable(module.run), name
+    for name in COMMANDS:
+        command = resolve_command(name)
+        assert callable(command.add_arguments) and callable(command.run), name
 
 
 def test_unknown_command_is_a_usage_error(capsys):

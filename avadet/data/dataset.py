@@ -21,6 +21,12 @@ Keyframes outside the segment (centre frame not in it) are dropped. A keyframe w
 cannot be read is counted in ``dataset.skipped``, logged by path once per video and process,
 and replaced by another keyframe (train) or returned as an empty item that
 :func:`collate_ava` drops (val).
+
+Randomness (training augmentation, replacement keyframes): by default numpy's global
+generator, which DataLoader seeds per worker. :meth:`AvaDataset.set_seed_plan` makes every
+random choice of item ``i`` come from its own generator seeded by ``(seed, epoch, i)``
+instead, so an item's augmentation does not depend on the worker, the process or what was
+drawn before: the engine relies on it for reproducible, resumable and distributed runs.
 """
 
 from __future__ import annotations
@@ -196,6 +202,24 @@ class AvaDataset(Dataset):
         self.timestamps = first["timestamp"].astype(np.int64).tolist()
         self._skipped = multiprocessing.Value("l", 0)
         self._reported: set[str] = set()
+        self.seed: Optional[int] = None
+        self.epoch = 0
+
+    def set_seed_plan(self, seed: Optional[int], epoch: int = 0) -> None:
+        """Draw item ``i``'s random choices from a generator seeded by ``(seed, epoch, i)``
+        (``seed=None``: numpy's global generator, the default). Call it before a DataLoader
+        iterator is created: workers copy the dataset when they start."""
+        if seed is not None and (seed < 0 or epoch < 0):
+            raise ValueError(f"seed and epoch must be >= 0, got {seed}, {epoch}")
+        self.seed = None if seed is None else int(seed)
+        self.epoch = int(epoch)
+
+    def item_rng(self, index: int) -> Optional[np.random.RandomState]:
+        """The generator of item ``index`` under the seed plan (None without one)."""
+        if self.seed is None:
+            return None
+        state = np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(4)
+        return np.random.RandomState(state)
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -224,9 +248,10 @@ class AvaDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         attempts = MAX_REPLACEMENTS if self.train else 1
+        rng = self.item_rng(index) if self.train else None
         for attempt in range(attempts):
             try:
-                return self._load(index)
+                return self._load(index, rng)
             except ClipReadError as exc:
                 with self._skipped.get_lock():
                     self._skipped.value += 1
@@ -242,7 +267,8 @@ class AvaDataset(Dataset):
                 if not self.train:
                     return self._empty(index)
                 if attempt + 1 < attempts:
-                    index = int(np.random.randint(len(self)))
+                    draw = rng if rng is not None else np.random
+                    index = int(draw.randint(len(self)))
         raise ClipReadError(
             getattr(self.source, "frames_dir", getattr(self.source, "videos_dir", "?")),
             f"{attempts} keyframes in a row could not be read; the media look broken",
@@ -260,7 +286,7 @@ class AvaDataset(Dataset):
             "timestamp": int(self.timestamps[index]),
         }
 
-    def _load(self, index: int) -> dict[str, Any]:
+    def _load(self, index: int, rng: Optional[np.random.RandomState] = None) -> dict[str, Any]:
         video_id = self.video_ids[index]
         clip = self.source.read(video_id, self.clip_indices(index))
         rows = slice(self._starts[index], self._starts[index + 1])
@@ -275,6 +301,7 @@ class AvaDataset(Dataset):
                 color=self.color_jitter,
                 mean=self.mean,
                 std=self.std,
+                rng=rng,
             )
         else:
             out = eval_transform(

@@ -1,5 +1,12 @@
 """Training and testing: the loops, checkpoints and distributed set-up that tie the data,
-models and evaluation together. The top layer: nothing below imports it."""
+models and evaluation together. The top layer: nothing below imports it.
+
+- :func:`train` (``avadet train``): :mod:`avadet.engine.trainer`;
+- :func:`test` (``avadet test``) and :func:`run_inference`: :mod:`avadet.engine.inference`;
+- the checkpoint format: :mod:`avadet.engine.checkpoint`;
+- the seed plan and sharding: :mod:`avadet.engine.sampler`; torchrun set-up:
+  :mod:`avadet.engine.distributed`; optimiser, schedule, loss, BN: :mod:`avadet.engine.solver`.
+"""
 
 from avadet.engine.checkpoint import (
     latest_checkpoint,
@@ -7,10 +14,28 @@ from avadet.engine.checkpoint import (
     read_training_checkpoint,
     save_checkpoint,
 )
+from avadet.engine.inference import (
+    TestResult,
+    evaluate_predictions,
+    predict_boxes,
+    run_inference,
+    test,
+    write_predictions,
+)
+from avadet.engine.trainer import TrainingDiverged, TrainResult, train
 
 __all__ = [
+    "TestResult",
+    "TrainResult",
+    "TrainingDiverged",
+    "evaluate_predictions",
     "latest_checkpoint",
     "load_trained_model",
+    "predict_boxes",
     "read_training_checkpoint",
+    "run_inference",
     "save_checkpoint",
+    "test",
+    "train",
+    "write_predictions",
 ]
