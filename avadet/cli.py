@@ -24,10 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                             "per-frame box/label CSV or CVAT video XML -> AVA CSV + label map"),
     "eval": ("avadet.evaluation.cli", "frame-mAP of an AVA prediction CSV (official protocol)"),
     "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
-    "train": ("avadet.engine.cli:train_command", "train a model (resumable; torchrun for many processes)"),
-    "test": ("avadet.engine.cli:test_command", "score the val keyframes with a checkpoint; frame-mAP"),
     "detect-persons": ("avadet.persons.cli", "person boxes on a dataset's keyframes -> AVA box CSV"),
     "detect": ("avadet.detect.cli", "action detection on a video: CSV, JSON, annotated mp4"),
+    "train": ("avadet.engine.cli:train_command", "train a model (resumable; torchrun for many processes)"),
+    "test": ("avadet.engine.cli:test_command", "score the val keyframes with a checkpoint; frame-mAP"),
 }
 
 

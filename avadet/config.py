@@ -129,6 +129,7 @@ class TrainConfig:
     output_dir: str = "output"
     init_checkpoint: str = ""  # e.g. a Kinetics checkpoint; the head is left fresh
     checkpoint_every_iters: int = 500
+    keep_checkpoints: int = 0  # > 0: keep only the newest N checkpoint_iter_*.pt (0: all)
     eval_every_epochs: float = 1.0
     log_every_iters: int = 10
     seed: int = 0
@@ -198,6 +199,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads 1e-3 (no dot, no exponent sign) as a string; take it as the number.
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None and value.strip().lower() not in ("nan", "inf", "-inf", "+inf"):
+                return number
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

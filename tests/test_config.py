@@ -72,3 +72,11 @@ def test_resolve_path(tmp_path):
     assert resolve_path("/data/ava", "annotations/x.csv").as_posix() == "/data/ava/annotations/x.csv"
     assert resolve_path("/data/ava", "/abs/x.csv").as_posix() == "/abs/x.csv"
     assert resolve_path("/data/ava", "") is None
+
+
+def test_exponent_numbers_without_a_dot_are_numbers():
+    # YAML 1.1 reads 1e-3 as a string; a float setting takes it as the number it looks like.
+    cfg = load_config(None, ["solver.base_lr=1e-3", "solver.weight_decay=5E-4"])
+    assert cfg.solver.base_lr == 1e-3 and cfg.solver.weight_decay == 5e-4
+    with pytest.raises(ConfigError, match="solver.base_lr: expected a number"):
+        load_config(None, ["solver.base_lr=nan"])

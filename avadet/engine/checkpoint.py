@@ -139,6 +139,21 @@ def latest_checkpoint(output_dir: PathLike) -> Optional[Path]:
     return candidates[-1][1] if candidates else None
 
 
+def prune_checkpoints(output_dir: PathLike, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest ``checkpoint_iter_*.pt`` (``model_final.pt`` is never
+    touched; ``keep <= 0`` keeps everything). Returns the deleted paths."""
+    folder = checkpoint_dir(output_dir)
+    if keep <= 0 or not folder.is_dir():
+        return []
+    found = sorted(
+        (int(m.group(1)), p) for p in folder.iterdir() if (m := _ITER_RE.fullmatch(p.name))
+    )
+    doomed = [p for _, p in found[:-keep]]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
 def load_trained_model(
     checkpoint: PathLike, *, device: Union[str, torch.device] = "cpu"
 ) -> tuple[nn.Module, Config, list[int]]:

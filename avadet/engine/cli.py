@@ -65,7 +65,7 @@ class test_command:
         )
         parser.add_argument(
             "--output-csv", metavar="PRED.csv",
-            help="where to write the predictions (default: test.output_csv under train.output_dir)",
+            help="where to write the predictions (default: test.output_csv in the checkpoint's run folder)",
         )
         parser.add_argument("--json", metavar="OUT.json", help="write the mAP and per-class AP here")
 

@@ -202,6 +202,18 @@ def evaluate_predictions(predictions: pd.DataFrame, setup: EvalSetup) -> EvalRes
     )
 
 
+def default_output_csv(output_csv: str, checkpoint: PathLike) -> Path:
+    """``test.output_csv`` as a path: absolute as given; relative to the run folder of
+    ``checkpoint`` (``<run>/checkpoints/x.pt`` -> ``<run>``, else the checkpoint's folder)."""
+    target = Path(output_csv).expanduser()
+    if target.is_absolute():
+        return target
+    folder = Path(checkpoint).expanduser().resolve().parent
+    if folder.name == "checkpoints":
+        folder = folder.parent
+    return folder / target
+
+
 # Settings of the data a model was trained for; testing with others is allowed (another
 # short side, say) but worth a warning.
 _SAMPLING_KEYS = ("num_frames", "sampling_rate", "fps", "mean", "std", "test_short_side")
@@ -219,8 +231,8 @@ def test(
     ``checkpoint``, write the AVA prediction CSV atomically and evaluate it.
 
     The model (architecture, weights, class ids) comes from the checkpoint; the data settings
-    from ``cfg``. ``output_csv``: where to write (default ``test.output_csv``, relative to
-    ``train.output_dir``). Under ``torchrun`` the keyframes are split over the processes and
+    from ``cfg``. ``output_csv``: where to write (default ``test.output_csv``, relative to the
+    checkpoint's run folder: see :func:`default_output_csv`). Under ``torchrun`` the keyframes are split over the processes and
     rank 0 writes and evaluates; the others return the same predictions and no file.
     """
     from avadet.engine.checkpoint import load_trained_model
@@ -247,8 +259,7 @@ def test(
         result = None
         if info.is_main:
             if output_csv is None:
-                target = Path(cfg.test.output_csv).expanduser()
-                output_csv = target if target.is_absolute() else Path(cfg.train.output_dir) / target
+                output_csv = default_output_csv(cfg.test.output_csv, checkpoint)
             path = write_predictions(output_csv, predictions)
             if setup is not None:
                 result = evaluate_predictions(predictions, setup)

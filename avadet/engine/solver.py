@@ -129,6 +129,8 @@ def update_precise_bn(
     if not layers:
         return 0
     momenta = [bn.momentum for bn in layers]
+    saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
+             for bn in layers]
     model.eval()
     for bn in layers:
         bn.reset_running_stats()
@@ -140,7 +142,11 @@ def update_precise_bn(
             model(inputs, boxes)
             count += 1
     finally:
-        for bn, momentum in zip(layers, momenta):
+        for bn, momentum, (mean, var, tracked) in zip(layers, momenta, saved):
             bn.momentum = momentum
             bn.eval()
+            if count == 0:  # nothing seen (or interrupted before a batch): keep the old ones
+                bn.running_mean.copy_(mean)
+                bn.running_var.copy_(var)
+                bn.num_batches_tracked.copy_(tracked)
     return count

@@ -44,6 +44,7 @@ from avadet.engine.checkpoint import (
     checkpoint_dir,
     iteration_checkpoint_path,
     latest_checkpoint,
+    prune_checkpoints,
     read_training_checkpoint,
     save_checkpoint,
     unwrap,
@@ -53,6 +54,7 @@ from avadet.engine.distributed import (
     all_gather_objects,
     all_reduce_sum,
     barrier,
+    broadcast_object,
     init_distributed,
     teardown,
 )
@@ -153,20 +155,25 @@ def _non_finite_parameters(model: nn.Module) -> list[str]:
 
 
 def _prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, info: DistInfo) -> None:
-    existing = latest_checkpoint(out)
-    if existing is not None and not resume:
-        if not overwrite:
-            raise AvadetError(
-                f"{out} already holds checkpoints (latest {existing.name}); resume it (the "
-                "default), choose another train.output_dir, or pass --overwrite to start over"
-            )
-        if info.is_main:
-            shutil.rmtree(checkpoint_dir(out))
-            for name in ("metrics.csv", "log.txt"):
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / "eval", ignore_errors=True)
-            shutil.rmtree(out / "tensorboard", ignore_errors=True)
-    barrier(info)
+    # Rank 0 decides (the folder may exist only on its node) and every process raises alike.
+    problem = None
+    if info.is_main:
+        existing = latest_checkpoint(out)
+        if existing is not None and not resume:
+            if not overwrite:
+                problem = (
+                    f"{out} already holds checkpoints (latest {existing.name}); resume it (the "
+                    "default), choose another train.output_dir, or pass --overwrite to start over"
+                )
+            else:
+                shutil.rmtree(checkpoint_dir(out))
+                for name in ("metrics.csv", "log.txt"):
+                    (out / name).unlink(missing_ok=True)
+                shutil.rmtree(out / "eval", ignore_errors=True)
+                shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    problem = broadcast_object(problem, info)
+    if problem:
+        raise AvadetError(problem)
 
 
 def _config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -250,13 +257,25 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
     amp = bool(tcfg.amp and device.type == "cuda")
 
     model = build_model(cfg)
-    ckpt_path = latest_checkpoint(out) if resume else None
+    # Rank 0 reads the checkpoint and hands it to the others: the output folder need not be
+    # shared between nodes.
+    ckpt_path = latest_checkpoint(out) if resume and info.is_main else None
     state: Optional[dict] = None
+    problem = None
     if ckpt_path is not None:
-        state = read_training_checkpoint(ckpt_path)
-        if "optimizer_state" not in state:
-            raise CheckpointError(f"{ckpt_path}: holds no training state; cannot resume from it")
-    elif tcfg.init_checkpoint:
+        try:
+            state = read_training_checkpoint(ckpt_path)
+        except CheckpointError as exc:
+            problem = str(exc)
+        if state is not None and "optimizer_state" not in state:
+            problem = f"{ckpt_path}: holds no training state; cannot resume from it"
+    if info.distributed:
+        problem = broadcast_object(problem, info)
+        if problem is None:
+            ckpt_path, state = broadcast_object((ckpt_path, state), info)
+    if problem:
+        raise CheckpointError(problem)
+    if state is None and tcfg.init_checkpoint:
         report = load_checkpoint(model, tcfg.init_checkpoint, backbone_only=True)
         logger.info("init: %s", report.summary())
         if info.is_main:
@@ -338,8 +357,10 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
         bad = _non_finite_parameters(model)
         if bad:
             raise TrainingDiverged(
-                f"non-finite weights at iteration {iteration} ({', '.join(bad[:4])}...); not "
-                f"saved; the last good checkpoint is {last_saved or 'none'}"
+                f"training diverged: non-finite weights after iteration {iteration} "
+                f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); not saved; the last "
+                f"good checkpoint is {last_saved or 'none (none written)'}; lower solver.base_lr "
+                "or set solver.clip_grad_norm"
             )
         rng = all_gather_objects(capture_rng_state(device), info)
         if info.is_main:
@@ -358,6 +379,7 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
                     },
                 },
             )
+            prune_checkpoints(out, tcfg.keep_checkpoints)
         barrier(info)
         return path
 
@@ -390,7 +412,12 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
         )
         result = None
         if info.is_main:
+            # Only the latest evaluation's rows are kept (AVA val: ~10M rows, ~0.5 GB a file).
+            previous = sorted((out / "eval").glob("predictions_iter_*.csv"))
             write_predictions(out / "eval" / f"predictions_iter_{iteration:07d}.csv", predictions)
+            for old_file in previous:
+                if old_file.name != f"predictions_iter_{iteration:07d}.csv":
+                    old_file.unlink(missing_ok=True)
             result = evaluate_predictions(predictions, setup)
             logger.info("eval at iteration %d: frame-mAP %.4f", iteration, result.map)
             metrics.write(kind="eval", epoch=iteration / per_epoch, iteration=iteration, lr=lr,

@@ -83,3 +83,18 @@ def test_weights_that_do_not_fit_name_the_keys(tmp_path):
     torch.save(obj, path)
     with pytest.raises(CheckpointError, match=r"missing: head.projection.bias.*unexpected: head.extra"):
         load_trained_model(path)
+
+
+def test_prune_keeps_the_newest_iteration_checkpoints_and_the_final(tmp_path):
+    from avadet.engine.checkpoint import prune_checkpoints
+
+    cfg = _cfg()
+    model = build_model(cfg)
+    for it in (5, 10, 20, 40):
+        save_checkpoint(iteration_checkpoint_path(tmp_path, it), model, cfg, [3, 5, 7], epoch=0, iteration=it)
+    save_checkpoint(tmp_path / "checkpoints" / "model_final.pt", model, cfg, [3, 5, 7], epoch=0, iteration=40)
+    assert prune_checkpoints(tmp_path, 0) == []
+    deleted = prune_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in deleted) == ["checkpoint_iter_0000005.pt", "checkpoint_iter_0000010.pt"]
+    left = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert left == ["checkpoint_iter_0000020.pt", "checkpoint_iter_0000040.pt", "model_final.pt"]

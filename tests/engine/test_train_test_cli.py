@@ -23,6 +23,8 @@ def test_train_then_test_end_to_end(tiny_root, tmp_path, capsys):
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
     # Every 3 iterations, each epoch end (2 iterations per epoch: 8 keyframes, batch 4), final.
     assert ckpts == [f"checkpoint_iter_{i:07d}.pt" for i in (2, 3, 4, 6)] + ["model_final.pt"]
+    # Only the latest evaluation's predictions are kept.
+    assert [p.name for p in (out / "eval").iterdir()] == ["predictions_iter_0000006.csv"]
     final = read_training_checkpoint(out / "checkpoints" / "model_final.pt")
     assert final["iteration"] == 6 and final["epoch"] == 3
     assert {"optimizer_state", "scheduler_state", "scaler_state", "rng_state"} <= set(final)
@@ -76,3 +78,35 @@ def test_no_resume_refuses_a_used_folder_unless_overwrite(tiny_root, tmp_path, c
 def test_test_without_checkpoint_is_a_one_line_error(tiny_root, capsys):
     assert main(["test", "--config", str(tiny_root / "config.yaml")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_an_unreadable_keyframe_is_replaced_and_reported(tiny_root, tmp_path, capsys):
+    import shutil
+
+    from avadet.config import load_config
+    from avadet.data import build_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    cfg = load_config(root / "config.yaml", [f"data.root={root}"])
+    train_set = build_dataset(cfg, "train")
+    # Break the centre frame of the first training keyframe.
+    video = train_set.video_ids[0]
+    centre = int(train_set.clip_indices(0)[len(train_set.clip_indices(0)) // 2])
+    (root / "frames" / video / f"{video}_{centre + 1:06d}.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(root / "config.yaml"), f"data.root={root}",
+                 f"train.output_dir={out}", "solver.max_iters=2", "train.eval_every_epochs=0"])
+    assert code == 0  # the epoch went on
+    assert "epoch 1: 1 unreadable keyframe(s) replaced" in capsys.readouterr().out
+    assert "1 unreadable keyframe(s) replaced" in (out / "log.txt").read_text()
+
+
+def test_slow_only_trains_and_tests(tiny_root, tmp_path, capsys):
+    out = tmp_path / "slow"
+    config = str(tiny_root / "config_slow.yaml")
+    assert main(["train", "--config", config, f"train.output_dir={out}", "solver.max_iters=2",
+                 "train.eval_every_epochs=0"]) == 0
+    assert main(["test", "--config", config, "--checkpoint", str(out / "checkpoints" / "model_final.pt")]) == 0
+    assert "frame-mAP@0.5IoU" in capsys.readouterr().out
+    assert (out / "predictions.csv").is_file()  # test.output_csv, in the checkpoint's run folder
