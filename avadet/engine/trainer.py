@@ -276,10 +276,19 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
     if problem:
         raise CheckpointError(problem)
     if state is None and tcfg.init_checkpoint:
-        report = load_checkpoint(model, tcfg.init_checkpoint, backbone_only=True)
-        logger.info("init: %s", report.summary())
+        # Rank 0 loads it; DistributedDataParallel copies rank 0's weights to the others.
+        problem = None
         if info.is_main:
-            print(f"avadet train: initialised from {report.summary()}")
+            try:
+                report = load_checkpoint(model, tcfg.init_checkpoint, backbone_only=True)
+            except AvadetError as exc:
+                problem = f"train.init_checkpoint: {exc}"
+            else:
+                logger.info("init: %s", report.summary())
+                print(f"avadet train: initialised from {report.summary()}")
+        problem = broadcast_object(problem, info)
+        if problem:
+            raise CheckpointError(problem)
     model.to(device)
     optimizer = build_optimizer(model, solver)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from avadet.data.synthetic import make_synthetic
 
@@ -14,12 +13,3 @@ from avadet.data.synthetic import make_synthetic
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 train + 1 val videos of 8 s at 64x48 (5 keyframes each), 8 classes; config.yaml."""
     return make_synthetic(tmp_path_factory.mktemp("data") / "tiny", preset="tiny", seed=0)
-
-
-@pytest.fixture(autouse=True)
-def _two_threads():
-    # Bit-exact comparisons between runs need the same thread count in each.
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)

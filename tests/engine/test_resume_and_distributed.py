@@ -27,6 +27,23 @@ def _env(threads: int) -> dict[str, str]:
     return env
 
 
+def _run(cmd: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``cmd``; on a timeout stop it with SIGTERM first, which torchrun forwards to its
+    workers (they run in sessions of their own and would outlive a SIGKILL of torchrun)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(f"timed out after {timeout} s: {' '.join(cmd)}\n{err[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def _train_cmd(config: Path, out: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "avadet", "train", "--config", str(config),
             f"train.output_dir={out}", *overrides]
@@ -54,8 +71,7 @@ def test_sigkill_then_resume_is_bit_exact(tiny_root, tmp_path):
               "train.log_every_iters=1")
     env = _env(threads=1)
     reference = tmp_path / "reference"
-    subprocess.run(_train_cmd(config, reference, *common), env=env, check=True,
-                   capture_output=True, timeout=300)
+    assert _run(_train_cmd(config, reference, *common), env).returncode == 0
 
     out = tmp_path / "killed"
     cmd = _train_cmd(config, out, *common)
@@ -68,7 +84,7 @@ def test_sigkill_then_resume_is_bit_exact(tiny_root, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "checkpoints" / "model_final.pt").exists(), "the run ended before the kill"
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = _run(cmd, env)
     assert done.returncode == 0, done.stderr
     assert "resuming from" in done.stdout
 
@@ -100,13 +116,12 @@ def test_two_gloo_processes_match_one_process(tiny_root, tmp_path):
               "model.dropout=0", "solver.batch_size=4")
     env = _env(threads=1)
     one = tmp_path / "one"
-    subprocess.run(_train_cmd(config, one, *common), env=env, check=True, capture_output=True,
-                   timeout=300)
+    assert _run(_train_cmd(config, one, *common), env).returncode == 0
     two = tmp_path / "two"
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
               "--standalone", "-m", "avadet", "train", "--config", str(config),
               f"train.output_dir={two}", *common]
-    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    done = _run(launch, env)
     assert done.returncode == 0, done.stderr[-3000:]
     a = read_training_checkpoint(one / "checkpoints" / "model_final.pt")
     b = read_training_checkpoint(two / "checkpoints" / "model_final.pt")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -124,11 +123,3 @@ def test_fitted_tiny_detector_finds_the_actors(tmp_path):
     recall0, _ = _recall_precision(
         TorchvisionPersonDetector(model=untrained.eval(), person_label=1, score_threshold=0.5), val)
     assert recall0 < 0.3, recall0
-
-
-@pytest.fixture(autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(2, before))
-    yield
-    torch.set_num_threads(before)
