@@ -44,18 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides applied to both models, e.g. solver.base_lr=0.1")
 
 
-def group_means(per_class: dict[int, float], groups: dict[str, Sequence[int]]) -> dict[str, float]:
-    """Mean AP over the classes of each group that have an AP."""
-    out = {}
-    for name, ids in groups.items():
-        aps = [per_class[c] for c in ids if c in per_class and not math.isnan(per_class[c])]
-        out[name] = sum(aps) / len(aps) if aps else float("nan")
-    return out
-
-
-def side_by_side(results: dict[str, Any], groups: dict[str, Sequence[int]]) -> str:
+def side_by_side(results: dict[str, Any], groups: dict[str, list[int]]) -> str:
     """Per-class AP (percent) of several evaluations in adjacent columns, then group means and
     the mAP. ``results``: column title -> EvalResult over the same label map."""
+    from avadet.data.synthetic import group_mean_ap
+
     titles = list(results)
     first = results[titles[0]]
     ids = sorted(first.per_class)
@@ -76,19 +69,9 @@ def side_by_side(results: dict[str, Any], groups: dict[str, Sequence[int]]) -> s
     lines.append("-" * len(head))
     for group in groups:
         label = "frame-mAP (all classes)" if group == "all" else f"mean AP, {group} classes"
-        means = [group_means(results[t].per_class, groups)[group] for t in titles]
+        means = [group_mean_ap(results[t].per_class, groups)[group] for t in titles]
         lines.append(f"{label:<{name_width + 19}}" + "".join(f"  {pct(m)}" for m in means))
     return "\n".join(lines)
-
-
-def _groups(meta: dict) -> dict[str, list[int]]:
-    evaluated = set(meta["evaluated_class_ids"])
-    return {
-        "all": sorted(evaluated),
-        "fast_motion": sorted(evaluated & set(meta["fast_motion_class_ids"])),
-        "slow_motion": sorted(evaluated & set(meta["slow_motion_class_ids"])),
-        "appearance": sorted(evaluated & set(meta["appearance_class_ids"])),
-    }
 
 
 def run_demo(
@@ -103,7 +86,7 @@ def run_demo(
     """Run the demo into ``out``; returns ``{"results": {title: EvalResult}, "table": str,
     "files": {what: Path}}``."""
     from avadet.config import load_config
-    from avadet.data.synthetic import load_meta, make_synthetic
+    from avadet.data.synthetic import class_groups, group_mean_ap, load_meta, make_synthetic
     from avadet.engine import test, train
     from avadet.evaluation import evaluate_files
     from avadet.evaluation.plots import save_plots
@@ -114,7 +97,7 @@ def run_demo(
     print(f"[1/4] synthetic AVA-format dataset ({preset} preset, seed {seed}) in {out / 'data'}")
     root = make_synthetic(out / "data", preset=preset, seed=seed)
     meta = load_meta(root)
-    groups = _groups(meta)
+    groups = class_groups(meta)
 
     results: dict[str, Any] = {}
     checkpoints: dict[str, Path] = {}
@@ -158,7 +141,7 @@ def run_demo(
     summary = {
         "seconds": time.perf_counter() - started,
         "map": {t: (None if math.isnan(r.map) else r.map) for t, r in results.items()},
-        "groups": {t: group_means(r.per_class, groups) for t, r in results.items()},
+        "groups": {t: group_mean_ap(r.per_class, groups) for t, r in results.items()},
         "files": {k: str(v) for k, v in files.items()},
     }
     from avadet.io import atomic_write

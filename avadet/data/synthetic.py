@@ -953,3 +953,29 @@ def load_meta(root: PathLike) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AvadetError(f"{path}: not found; is {root} a synthetic dataset?") from None
+
+
+#: Class groups reported separately: what a model must see to tell the classes apart.
+CLASS_GROUPS = ("all", "fast_motion", "slow_motion", "appearance")
+
+
+def class_groups(meta: dict) -> dict[str, list[int]]:
+    """Evaluated class ids per group of :data:`CLASS_GROUPS`, from a dataset's metadata
+    (:func:`load_meta`): ``fast_motion`` are the classes frozen for a Slow pathway."""
+    evaluated = set(meta["evaluated_class_ids"])
+    return {
+        "all": sorted(evaluated),
+        "fast_motion": sorted(evaluated & set(meta["fast_motion_class_ids"])),
+        "slow_motion": sorted(evaluated & set(meta["slow_motion_class_ids"])),
+        "appearance": sorted(evaluated & set(meta["appearance_class_ids"])),
+    }
+
+
+def group_mean_ap(per_class: dict[int, float], groups: dict[str, list[int]]) -> dict[str, float]:
+    """Mean AP over each group's classes that have an AP (NaN ones are left out, as the mAP
+    leaves out classes without gt); NaN for a group with none."""
+    out = {}
+    for name, ids in groups.items():
+        aps = [per_class[c] for c in ids if c in per_class and per_class[c] == per_class[c]]
+        out[name] = sum(aps) / len(aps) if aps else float("nan")
+    return out

@@ -31,29 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-GROUPS = ("all", "fast_motion", "slow_motion", "appearance")
-
-
-def class_groups(meta: dict) -> dict[str, list[int]]:
-    """Evaluated class ids per group, from the dataset's ``synthetic_meta.json``."""
-    evaluated = set(meta["evaluated_class_ids"])
-    return {
-        "all": sorted(evaluated),
-        "fast_motion": sorted(evaluated & set(meta["fast_motion_class_ids"])),
-        "slow_motion": sorted(evaluated & set(meta["slow_motion_class_ids"])),
-        "appearance": sorted(evaluated & set(meta["appearance_class_ids"])),
-    }
-
-
-def group_maps(per_class: dict[int, float], groups: dict[str, list[int]]) -> dict[str, float]:
-    """Mean AP over each group's classes that have an AP (NaN classes are left out)."""
-    import math
-
-    out = {}
-    for name, ids in groups.items():
-        aps = [per_class[c] for c in ids if c in per_class and not math.isnan(per_class[c])]
-        out[name] = sum(aps) / len(aps) if aps else float("nan")
-    return out
+from avadet.data.synthetic import CLASS_GROUPS  # noqa: E402
 
 
 def model_costs(cfg: Any) -> dict[str, float]:
@@ -89,6 +67,7 @@ def run_one(
 ) -> dict[str, Any]:
     """Train and test one model; the result is cached in ``out_dir/result.json``."""
     from avadet.config import load_config
+    from avadet.data.synthetic import group_mean_ap
     from avadet.engine import test, train
 
     cached = out_dir / "result.json"
@@ -107,7 +86,7 @@ def run_one(
         "overrides": overrides,
         "train_seconds": train_s,
         "per_class": {str(k): v for k, v in per_class.items()},
-        "map": group_maps(per_class, groups),
+        "map": group_mean_ap(per_class, groups),
         **model_costs(cfg),
     }
     from avadet.io import atomic_write
@@ -133,7 +112,7 @@ def summarise(runs: dict[str, list[dict]]) -> str:
     ]
     for name, records in runs.items():
         cells = []
-        for group in GROUPS:
+        for group in CLASS_GROUPS:
             mean, std = _mean_std([r["map"][group] for r in records])
             cells.append(f"{mean:.3f} ± {std:.3f}")
         first = records[0]
@@ -184,7 +163,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args(argv)
 
-    from avadet.data.synthetic import load_meta, make_synthetic
+    from avadet.data.synthetic import class_groups, load_meta, make_synthetic
 
     data = args.data or args.out / f"data_{args.preset}_seed{args.data_seed}"
     root = make_synthetic(data, preset=args.preset, seed=args.data_seed)
