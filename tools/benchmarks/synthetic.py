@@ -6,12 +6,13 @@ actions exist only as fast periodic motion (``docs/synthetic_dataset.md``), for 
 training seeds, and tests every model on the validation split with the detector-noise person
 boxes. Reports frame-mAP overall and per class group (fast motion, slow motion, appearance),
 mean and spread over the seeds, the convolution cost of each model and the Fast pathway's
-share of SlowFast's cost. Optionally: alpha in {2, 4, 8} and the three lateral transforms.
+share of SlowFast's cost. Optionally: wider Fast pathways (beta) and the other two lateral
+transforms.
 
 Usage::
 
     python tools/benchmark.py synthetic [--preset cpu] [--data DIR] [--seeds 0 1 2]
-        [--out DIR] [--variants] [--markdown docs/synthetic_benchmark_table.md]
+        [--out DIR] [--models slow slowfast ...] [--markdown FILE]
 
 Runs that finished are reused (``--out`` keeps every run's folder; a run is redone only if
 its ``result.json`` is missing), so an interrupted benchmark continues where it stopped.
@@ -60,6 +61,21 @@ def model_costs(cfg: Any) -> dict[str, float]:
         out["fast_share"] = shares["fast"]
         out["lateral_share"] = shares["lateral"]
     return out
+
+
+def model_variants(root: Path) -> dict[str, tuple[str, Path, list[str]]]:
+    """key -> (table name, config, overrides). Every SlowFast variant keeps the Slow pathway
+    of ``slow`` (4 frames, tau = 10, the same width), so differences come from the Fast
+    pathway and the laterals."""
+    slowfast = root / "config.yaml"
+    return {
+        "slow": ("Slow-only 4x10", root / "config_slow.yaml", []),
+        "slowfast": ("SlowFast 16x2, alpha 4, beta 1/8", slowfast, []),
+        "slowfast_beta4": ("SlowFast, beta 1/4", slowfast, ["model.beta_inv=4"]),
+        "slowfast_beta2": ("SlowFast, beta 1/2", slowfast, ["model.beta_inv=2"]),
+        "slowfast_sample": ("SlowFast, lateral time-strided sampling", slowfast, ["model.lateral=sample"]),
+        "slowfast_ttoc": ("SlowFast, lateral time-to-channel", slowfast, ["model.lateral=ttoc"]),
+    }
 
 
 def run_one(
@@ -156,8 +172,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--out", type=Path, default=Path("output/synthetic_benchmark"))
-    parser.add_argument("--variants", action="store_true",
-                        help="also alpha 2/8 (num_frames 8/32) and the sample/ttoc laterals")
+    parser.add_argument("--models", nargs="+", default=["slow", "slowfast"],
+                        help="which models (default: slow slowfast); also slowfast_beta4, "
+                             "slowfast_beta2, slowfast_sample, slowfast_ttoc. Runs of several "
+                             "invocations with the same --out are shared (each is cached)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for every run, e.g. solver.max_epoch=6")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
@@ -170,19 +188,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     meta = load_meta(root)
     groups = class_groups(meta)
 
-    models: dict[str, tuple[Path, list[str]]] = {
-        "Slow-only 4x10": (root / "config_slow.yaml", []),
-        "SlowFast 16x2, alpha 4": (root / "config.yaml", []),
-    }
-    if args.variants:
-        models["SlowFast, lateral sample"] = (root / "config.yaml", ["model.lateral=sample"])
-        models["SlowFast, lateral ttoc"] = (root / "config.yaml", ["model.lateral=ttoc"])
+    available = model_variants(root)
+    unknown = sorted(set(args.models) - set(available))
+    if unknown:
+        parser.error(f"unknown --models {unknown}; choose from {sorted(available)}")
     runs: dict[str, list[dict]] = {}
-    for name, (config, extra) in models.items():
+    for key in args.models:
+        name, config, extra = available[key]
         runs[name] = []
         for seed in args.seeds:
-            slug = name.lower().replace(" ", "_").replace(",", "").replace("-", "_")
-            out_dir = args.out / f"{slug}_seed{seed}"
+            out_dir = args.out / f"{key}_seed{seed}"
             print(f"== {name}, seed {seed} -> {out_dir}", flush=True)
             record = run_one(
                 name, config, [*args.overrides, *extra, f"train.seed={seed}"], out_dir, groups
