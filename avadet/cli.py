@@ -19,6 +19,7 @@ from typing import Any, Optional, Sequence
 
 # name -> (module, one-line help). A plain table: the reader sees exactly which code runs.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("avadet.demo", "the whole system on a synthetic dataset, on the CPU (no download)"),
     "check-data": ("avadet.doctor.cli", "check a dataset before training (the data doctor)"),
     "convert-annotations": ("avadet.prep.convert",
                             "per-frame box/label CSV or CVAT video XML -> AVA CSV + label map"),

@@ -2,9 +2,9 @@
 """Benchmarks behind every performance claim in docs/benchmarks.md.
 
 Usage: ``python tools/benchmark.py AREA [options]`` with AREA one of the modules in
-``tools/benchmarks/`` (``data``, ``models``, ``eval``, ``train``, ``detect``, ``doctor``). Each reports
-its result as a ratio against a reference measured in the same run, and prints a Markdown
-table ready for docs/benchmarks.md.
+``tools/benchmarks/`` (``data``, ``models``, ``eval``, ``train``, ``detect``, ``doctor``,
+``synthetic``). Each reports its result as a ratio against a reference measured in the same
+run, and prints a Markdown table ready for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ AREAS = {
     "eval": "frame-mAP at AVA-val scale: avadet vs the official ActivityNet code",
     "train": "training throughput (samples/s) of a small config on the CPU",
     "detect": "avadet detect on a clip: decoding, person detection, action model",
+    "synthetic": "SlowFast vs Slow-only on the synthetic benchmark (the paper's claim), 3 seeds",
     "doctor": "avadet check-data per video: default (sampled) check vs a full decode",
 }
 

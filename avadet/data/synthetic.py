@@ -188,6 +188,10 @@ class SyntheticSpec:
     batch_size: int = 8
     max_epoch: float = 10.0
     base_lr: float = 0.05
+    # BN statistics re-estimated on this many training batches before evaluation: with
+    # batches of 8 the running averages lag far behind the weights (measured on the cpu
+    # preset, 12 epochs: frame-mAP 0.41 without, 0.56 with).
+    precise_bn_batches: int = 20
     train_jitter_scales: tuple[int, int] = (0, 0)  # (0, 0): short side .. 1.25 x short side
     test_short_side: int = 0  # 0: the frames' short side
     train_crop_size: int = 0  # 0: the frames' short side
@@ -203,7 +207,7 @@ PRESETS: dict[str, SyntheticSpec] = {
     # Trains in minutes on 2 CPU cores.
     "cpu": SyntheticSpec(
         num_train_videos=14, num_val_videos=4, duration=24, width=128, height=96,
-        empty_keyframes_per_split=3, excluded_keyframes_per_split=3, max_epoch=12.0,
+        empty_keyframes_per_split=3, excluded_keyframes_per_split=3, max_epoch=24.0,
     ),
     # A larger benchmark for a GPU.
     "gpu": SyntheticSpec(
@@ -778,6 +782,7 @@ def config_dict(spec: SyntheticSpec, root: PathLike, *, arch: str = "slowfast") 
             "warmup_start_lr": spec.base_lr / 10,
             "weight_decay": 1e-5,
             "batch_size": spec.batch_size,
+            "precise_bn_batches": spec.precise_bn_batches,
         },
         "train": {"amp": False, "eval_every_epochs": 1.0, "log_every_iters": 5},
         "test": {"batch_size": spec.batch_size},
@@ -953,3 +958,29 @@ def load_meta(root: PathLike) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AvadetError(f"{path}: not found; is {root} a synthetic dataset?") from None
+
+
+#: Class groups reported separately: what a model must see to tell the classes apart.
+CLASS_GROUPS = ("all", "fast_motion", "slow_motion", "appearance")
+
+
+def class_groups(meta: dict) -> dict[str, list[int]]:
+    """Evaluated class ids per group of :data:`CLASS_GROUPS`, from a dataset's metadata
+    (:func:`load_meta`): ``fast_motion`` are the classes frozen for a Slow pathway."""
+    evaluated = set(meta["evaluated_class_ids"])
+    return {
+        "all": sorted(evaluated),
+        "fast_motion": sorted(evaluated & set(meta["fast_motion_class_ids"])),
+        "slow_motion": sorted(evaluated & set(meta["slow_motion_class_ids"])),
+        "appearance": sorted(evaluated & set(meta["appearance_class_ids"])),
+    }
+
+
+def group_mean_ap(per_class: dict[int, float], groups: dict[str, list[int]]) -> dict[str, float]:
+    """Mean AP over each group's classes that have an AP (NaN ones are left out, as the mAP
+    leaves out classes without gt); NaN for a group with none."""
+    out = {}
+    for name, ids in groups.items():
+        aps = [per_class[c] for c in ids if c in per_class and per_class[c] == per_class[c]]
+        out[name] = sum(aps) / len(aps) if aps else float("nan")
+    return out

@@ -1,0 +1,225 @@
+"""The paper's central claim on the synthetic benchmark: SlowFast vs Slow-only.
+
+Trains SlowFast and the Slow-only baseline with the same Slow pathway (4 frames, tau = 10)
+and the same budget (epochs, batch, schedule) on a synthetic AVA-format dataset in which some
+actions exist only as fast periodic motion (``docs/synthetic_dataset.md``), for several
+training seeds, and tests every model on the validation split with the detector-noise person
+boxes. Reports frame-mAP overall and per class group (fast motion, slow motion, appearance),
+mean and spread over the seeds, the convolution cost of each model and the Fast pathway's
+share of SlowFast's cost. Optionally: wider Fast pathways (beta) and the other two lateral
+transforms.
+
+Usage::
+
+    python tools/benchmark.py synthetic [--preset cpu] [--data DIR] [--seeds 0 1 2]
+        [--out DIR] [--models slow slowfast ...] [--markdown FILE]
+
+Runs that finished are reused (``--out`` keeps every run's folder; a run is redone only if
+its ``result.json`` is missing), so an interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from avadet.data.synthetic import CLASS_GROUPS  # noqa: E402
+
+
+def model_costs(cfg: Any) -> dict[str, float]:
+    """GFLOPs (convolution multiply-adds) of one test clip with 3 boxes, the parameter
+    count, and for SlowFast the Fast pathway's and the laterals' shares."""
+    import torch
+
+    from avadet.models import build_model, count_conv_flops, pathway_shares
+
+    with torch.device("meta"):
+        model = build_model(cfg)
+    size = cfg.data.test_short_side or 96
+    t = cfg.data.num_frames
+    if cfg.model.arch == "slowfast":
+        inputs = [torch.empty(1, 3, t // cfg.model.alpha, size, size), torch.empty(1, 3, t, size, size)]
+    else:
+        inputs = [torch.empty(1, 3, t, size, size)]
+    boxes = torch.tensor([[0, 1.0, 1.0, size / 2, size - 2.0]] * 3)
+    count = count_conv_flops(model, inputs, boxes)
+    out = {
+        "gflops": count.conv_total / 1e9,
+        "params": float(sum(p.numel() for p in model.parameters())),
+    }
+    if cfg.model.arch == "slowfast":
+        shares = pathway_shares(count)
+        out["fast_share"] = shares["fast"]
+        out["lateral_share"] = shares["lateral"]
+    return out
+
+
+def model_variants(root: Path) -> dict[str, tuple[str, Path, list[str]]]:
+    """key -> (table name, config, overrides). Every SlowFast variant keeps the Slow pathway
+    of ``slow`` (4 frames, tau = 10, the same width), so differences come from the Fast
+    pathway and the laterals."""
+    slowfast = root / "config.yaml"
+    return {
+        "slow": ("Slow-only 4x10", root / "config_slow.yaml", []),
+        "slowfast": ("SlowFast 16x2, alpha 4, beta 1/8", slowfast, []),
+        "slowfast_beta4": ("SlowFast, beta 1/4", slowfast, ["model.beta_inv=4"]),
+        "slowfast_beta2": ("SlowFast, beta 1/2", slowfast, ["model.beta_inv=2"]),
+        "slowfast_sample": ("SlowFast, lateral time-strided sampling", slowfast, ["model.lateral=sample"]),
+        "slowfast_ttoc": ("SlowFast, lateral time-to-channel", slowfast, ["model.lateral=ttoc"]),
+    }
+
+
+def run_one(
+    name: str, config: Path, overrides: list[str], out_dir: Path, groups: dict[str, list[int]]
+) -> dict[str, Any]:
+    """Train and test one model; the result is cached in ``out_dir/result.json``."""
+    from avadet.config import load_config
+    from avadet.data.synthetic import group_mean_ap
+    from avadet.engine import test, train
+
+    cached = out_dir / "result.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    cfg = load_config(config, [*overrides, f"train.output_dir={out_dir}"])
+    started = time.perf_counter()
+    trained = train(cfg)
+    train_s = time.perf_counter() - started
+    tested = test(cfg, trained.final_checkpoint, output_csv=out_dir / "predictions.csv")
+    result = tested.eval_result
+    per_class = {int(k): float(v) for k, v in result.per_class.items()}
+    record = {
+        "name": name,
+        "arch": cfg.model.arch,
+        "overrides": overrides,
+        "train_seconds": train_s,
+        "per_class": {str(k): v for k, v in per_class.items()},
+        "map": group_mean_ap(per_class, groups),
+        **model_costs(cfg),
+    }
+    from avadet.io import atomic_write
+
+    with atomic_write(cached) as f:
+        json.dump(record, f, indent=1)
+    return record
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v == v]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(runs: dict[str, list[dict]]) -> str:
+    """A Markdown table: per model, mAP (mean ± std over seeds) per group, cost, train time."""
+    lines = [
+        "| model | seeds | mAP all | fast-motion classes | slow-motion classes | appearance classes "
+        "| GFLOPs/clip | Fast share | train s/run |",
+        "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, records in runs.items():
+        cells = []
+        for group in CLASS_GROUPS:
+            mean, std = _mean_std([r["map"][group] for r in records])
+            cells.append(f"{mean:.3f} ± {std:.3f}")
+        first = records[0]
+        share = f"{first['fast_share']:.1%}" if "fast_share" in first else "-"
+        seconds = statistics.fmean(r["train_seconds"] for r in records)
+        lines.append(
+            f"| {name} | {len(records)} | {' | '.join(cells)} | {first['gflops']:.3f} | {share} "
+            f"| {seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def per_seed_table(runs: dict[str, list[dict]], seeds: list[int]) -> str:
+    lines = ["| model | " + " | ".join(f"seed {s}: all / fast" for s in seeds) + " |"]
+    lines.append("| --- |" + " --- |" * len(seeds))
+    for name, records in runs.items():
+        cells = [f"{r['map']['all']:.3f} / {r['map']['fast_motion']:.3f}" for r in records]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_class_table(runs: dict[str, list[dict]], meta: dict) -> str:
+    names = {int(c["id"]): c["name"] for c in meta["classes"]} if "classes" in meta else {}
+    ids = sorted({int(k) for recs in runs.values() for r in recs for k in r["per_class"]})
+    lines = ["| model | " + " | ".join(f"{c} {names.get(c, '')}".strip() for c in ids) + " |"]
+    lines.append("| --- |" + " ---: |" * len(ids))
+    for name, records in runs.items():
+        cells = []
+        for c in ids:
+            mean, std = _mean_std([r["per_class"].get(str(c), float("nan")) for r in records])
+            cells.append(f"{mean:.2f}±{std:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark.py synthetic", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="cpu", help="synthetic preset (default cpu)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="dataset folder (made with the preset and --data-seed if absent)")
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--out", type=Path, default=Path("output/synthetic_benchmark"))
+    parser.add_argument("--models", nargs="+", default=["slow", "slowfast"],
+                        help="which models (default: slow slowfast); also slowfast_beta4, "
+                             "slowfast_beta2, slowfast_sample, slowfast_ttoc. Runs of several "
+                             "invocations with the same --out are shared (each is cached)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="config override for every run, e.g. solver.max_epoch=6")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    args = parser.parse_args(argv)
+
+    from avadet.data.synthetic import class_groups, load_meta, make_synthetic
+
+    data = args.data or args.out / f"data_{args.preset}_seed{args.data_seed}"
+    root = make_synthetic(data, preset=args.preset, seed=args.data_seed)
+    meta = load_meta(root)
+    groups = class_groups(meta)
+
+    available = model_variants(root)
+    unknown = sorted(set(args.models) - set(available))
+    if unknown:
+        parser.error(f"unknown --models {unknown}; choose from {sorted(available)}")
+    runs: dict[str, list[dict]] = {}
+    for key in args.models:
+        name, config, extra = available[key]
+        runs[name] = []
+        for seed in args.seeds:
+            out_dir = args.out / f"{key}_seed{seed}"
+            print(f"== {name}, seed {seed} -> {out_dir}", flush=True)
+            record = run_one(
+                name, config, [*args.overrides, *extra, f"train.seed={seed}"], out_dir, groups
+            )
+            print(f"   mAP {record['map']['all']:.3f}, fast-motion {record['map']['fast_motion']:.3f} "
+                  f"({record['train_seconds']:.0f} s training)", flush=True)
+            runs[name].append(record)
+
+    text = "\n\n".join([
+        f"Dataset: preset `{args.preset}`, data seed {args.data_seed}; training seeds {args.seeds}; "
+        f"overrides {args.overrides or 'none'}. Groups: fast motion {groups['fast_motion']}, slow "
+        f"motion {groups['slow_motion']}, appearance {groups['appearance']}.",
+        summarise(runs),
+        per_seed_table(runs, args.seeds),
+        per_class_table(runs, meta),
+    ])
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
