@@ -13,6 +13,11 @@ import os
 
 import pytest
 import torch
+import tqdm
+
+# No tqdm monitor thread: a process that forks (DataLoader workers, the fork tests) while it
+# runs can deadlock in the child (seen: threading._after_fork hanging in a forked test).
+tqdm.tqdm.monitor_interval = 0
 
 
 def cpu_threads() -> int:

@@ -202,7 +202,7 @@ PRESETS: dict[str, SyntheticSpec] = {
     # Tests: 3 short videos at 64x48, a second or two to generate.
     "tiny": SyntheticSpec(
         num_train_videos=2, num_val_videos=1, duration=8, width=64, height=48,
-        actors_per_video=(2, 3), max_epoch=2.0, batch_size=4,
+        actors_per_video=(2, 3), max_epoch=2.0, batch_size=4, precise_bn_batches=0,
     ),
     # Trains in minutes on 2 CPU cores.
     "cpu": SyntheticSpec(

@@ -82,6 +82,10 @@ from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
 from avadet.models import build_model, load_checkpoint
 
+# tqdm's monitor thread would be running when the DataLoader forks its workers; forking a
+# process with live threads can deadlock the child (CPython's after-fork hooks).
+tqdm.monitor_interval = 0
+
 logger = logging.getLogger(__name__)
 
 
