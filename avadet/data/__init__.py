@@ -2,7 +2,7 @@
 and the AVA dataset.
 
 Boxes are AVA's normalised ``x1, y1, x2, y2`` in files and ``pixels of the network input``
-from :func:`~avadet.data.transforms.boxes_to_pixels` on.
+from :func:`avadet.boxes.to_pixels` on.
 """
 
 from avadet.data.dataset import (
@@ -23,8 +23,6 @@ from avadet.data.sampling import (
 from avadet.data.sources import ClipReadError, FrameFolderSource, VideoIndex, VideoSource
 from avadet.data.transforms import (
     TransformResult,
-    boxes_to_pixels,
-    clip_boxes,
     eval_transform,
     train_transform,
 )
@@ -36,11 +34,9 @@ __all__ = [
     "TransformResult",
     "VideoIndex",
     "VideoSource",
-    "boxes_to_pixels",
     "build_dataset",
     "build_source",
     "class_ids_of",
-    "clip_boxes",
     "collate_ava",
     "keyframe_to_frame_index",
     "label_boxes_by_iou",

@@ -41,6 +41,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS, paired_iou
 from avadet.config import Config, resolve_path
 from avadet.data.sampling import (
     keyframe_to_frame_index,
@@ -61,25 +62,14 @@ from avadet.io import (
 
 logger = logging.getLogger(__name__)
 
-KEY = ["video_id", "timestamp"]
-BOX = ["x1", "y1", "x2", "y2"]
+KEY = KEY_COLUMNS
+BOX = BOX_COLUMNS
 # A detection at least this close to a gt box is that person (IoU, AVA's matching threshold).
 MATCH_IOU = 0.5
 # Attempts to replace an unreadable training keyframe before giving up.
 MAX_REPLACEMENTS = 20
 
 ClipSource = Union[FrameFolderSource, VideoSource]
-
-
-def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of row-aligned ``(N, 4)`` box pairs (x1 y1 x2 y2, any common unit)."""
-    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = w * h
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def label_boxes_by_iou(
@@ -102,7 +92,7 @@ def label_boxes_by_iou(
     pairs = left.merge(right, on=KEY, suffixes=("", "_gt"))
     if pairs.empty:
         return out
-    iou = _iou_pairs(
+    iou = paired_iou(
         pairs[BOX].to_numpy(np.float64), pairs[[f"{c}_gt" for c in BOX]].to_numpy(np.float64)
     )
     pairs = pairs.assign(_iou=iou).sort_values(["_i", "_iou", "_g"], ascending=[True, False, True])

@@ -3,7 +3,7 @@
 Box conventions (one per layer):
 
 - files hold AVA's normalised ``x1, y1, x2, y2`` in ``[0, 1]``;
-- everything here and after works in pixels of the current image: :func:`boxes_to_pixels` is
+- everything here and after works in pixels of the current image: :func:`avadet.boxes.to_pixels` is
   the one conversion (``x * W``, ``y * H``, then clipped to ``[0, W-1] x [0, H-1]``, PySlowFast's
   convention). Every geometric step moves the boxes with the pixels: scaling multiplies by the
   size ratio, cropping subtracts the offset, a horizontal flip maps ``x -> W - 1 - x``
@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 import torch
 
+from avadet.boxes import clip_to_image, to_pixels
+
 
 @dataclass
 class TransformResult:
@@ -38,26 +40,6 @@ class TransformResult:
 
 def _rng(rng: Optional[np.random.RandomState]) -> np.random.RandomState:
     return rng if rng is not None else np.random.mtrand._rand
-
-
-def boxes_to_pixels(norm_boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The one conversion from normalised boxes to pixels of a ``width x height`` image.
-
-    Args:
-        norm_boxes: ``(K, 4)`` x1 y1 x2 y2 in ``[0, 1]``.
-    Returns:
-        ``(K, 4)`` float32 x1 y1 x2 y2 in pixels, clipped to ``[0, W-1] x [0, H-1]``.
-    """
-    boxes = np.asarray(norm_boxes, dtype=np.float32).reshape(-1, 4)
-    return clip_boxes(boxes * np.array([width, height, width, height], np.float32), width, height)
-
-
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``(K, 4)`` pixel boxes clipped to ``[0, W-1] x [0, H-1]`` (a new array)."""
-    out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width - 1)
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height - 1)
-    return out
 
 
 def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -236,7 +218,7 @@ def train_transform(
     """
     rng = _rng(rng)
     t, height, width, _ = clip.shape
-    boxes = boxes_to_pixels(norm_boxes, width, height)
+    boxes = to_pixels(norm_boxes, width, height)
     short = random_short_side(jitter_scales[0], jitter_scales[1], rng)
     frames, boxes = resize(clip, boxes, short_side_size(height, width, short))
     height, width = frames.shape[1:3]
@@ -246,7 +228,7 @@ def train_transform(
     top = int(rng.randint(0, height - size + 1))
     left = int(rng.randint(0, width - size + 1))
     keep = visible_boxes(
-        clip_boxes(boxes - np.array([left, top] * 2, np.float32), size, size), min_box_size
+        clip_to_image(boxes - np.array([left, top] * 2, np.float32), size, size), min_box_size
     )
     if len(boxes) and not keep.any():
         # Every person fell outside the crop: centre the crop on one of them instead, so the
@@ -258,7 +240,7 @@ def train_transform(
     frames, boxes = crop(frames, boxes, top, left, size, size)
     if flip and rng.uniform() < 0.5:
         frames, boxes = hflip(frames, boxes)
-    boxes = clip_boxes(boxes, size, size)
+    boxes = clip_to_image(boxes, size, size)
     keep = visible_boxes(boxes, min_box_size)
     return TransformResult(to_input(frames, mean, std, color=color, rng=rng), boxes[keep], keep)
 
@@ -280,9 +262,9 @@ def eval_transform(
         :class:`TransformResult`; every box is kept (detections are never dropped at test time).
     """
     t, height, width, _ = clip.shape
-    boxes = boxes_to_pixels(norm_boxes, width, height)
+    boxes = to_pixels(norm_boxes, width, height)
     frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side))
     height, width = frames.shape[1:3]
-    boxes = clip_boxes(boxes, width, height)
+    boxes = clip_to_image(boxes, width, height)
     keep = np.ones(len(boxes), dtype=bool)
     return TransformResult(to_input(frames, mean, std), boxes, keep)

@@ -4,7 +4,7 @@ annotated video). The top layer with the engine: it may import persons, models,
 engine.checkpoint, data and io; nothing below imports it."""
 
 from avadet.detect.runner import ClipDetector, ClipSettings, DetectResult, KeyframeResult
-from avadet.detect.tracking import IouTracker, box_iou
+from avadet.detect.tracking import IouTracker
 
 __all__ = [
     "ClipDetector",
@@ -12,5 +12,4 @@ __all__ = [
     "DetectResult",
     "IouTracker",
     "KeyframeResult",
-    "box_iou",
 ]

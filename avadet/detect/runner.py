@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from avadet.boxes import clip_to_image, to_pixels
 from avadet.config import Config
 from avadet.data.sampling import (
     keyframe_to_frame_index,
@@ -44,7 +45,7 @@ from avadet.data.sampling import (
     slow_pathway_positions,
 )
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
-from avadet.data.transforms import boxes_to_pixels, clip_boxes, short_side_size, to_input
+from avadet.data.transforms import short_side_size, to_input
 from avadet.detect.render import draw_people
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
@@ -203,8 +204,8 @@ class ClipDetector:
             return np.zeros((0, len(self.class_ids)), np.float32)
         height, width = full_size
         h2, w2 = clip.shape[1:3]
-        boxes = boxes_to_pixels(norm_boxes, width, height)
-        boxes = clip_boxes(boxes * np.array([w2 / width, h2 / height] * 2, np.float32), w2, h2)
+        boxes = to_pixels(norm_boxes, width, height)
+        boxes = clip_to_image(boxes * np.array([w2 / width, h2 / height] * 2, np.float32), w2, h2)
         fast = to_input(clip, self.settings.mean, self.settings.std)[None].to(self.device)
         positions = self.settings.slow_positions
         inputs = [fast] if positions is None else [fast[:, :, torch.from_numpy(positions)], fast]

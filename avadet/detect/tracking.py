@@ -7,18 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(N, M)`` of ``(N, 4)`` and ``(M, 4)`` x1 y1 x2 y2 boxes (any one unit)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+from avadet.boxes import pairwise_iou
 
 
 @dataclass
@@ -43,7 +32,7 @@ class IouTracker:
         ids = np.full(len(boxes), -1, np.int64)
         tracks = list(self._boxes)
         if tracks and len(boxes):
-            iou = box_iou(boxes, np.stack([self._boxes[t] for t in tracks]))
+            iou = pairwise_iou(boxes, np.stack([self._boxes[t] for t in tracks]))
             order = np.argsort(-iou, axis=None, kind="stable")
             used_box, used_track = set(), set()
             for flat in order:

@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from avadet.boxes import paired_iou
 from avadet.config import Config, resolve_path
 from avadet.data.sources import FrameFolderSource, VideoSource
 from avadet.doctor.findings import Finding
 from avadet.doctor.media import DEFAULT_SAMPLE, MediaFacts, inspect_frames, inspect_video
-from avadet.doctor.tables import BOX, KEY, RawTable, best_iou, iou_pairs, read_raw_table
+from avadet.doctor.tables import BOX, KEY, RawTable, best_iou, read_raw_table
 from avadet.errors import AvadetError, FormatError
 from avadet.io import (
     LabelMap,
@@ -375,7 +376,7 @@ def _person_jumps(table: RawTable, good_mask: np.ndarray) -> list[Finding]:
             & (np.diff(people["timestamp"].to_numpy()) == 1))
     boxes = people[BOX].to_numpy(np.float64)
     prev, cur = boxes[:-1], boxes[1:]
-    iou = iou_pairs(prev, cur)
+    iou = paired_iou(prev, cur)
     shift = np.hypot((cur[:, 0] + cur[:, 2] - prev[:, 0] - prev[:, 2]) / 2,
                      (cur[:, 1] + cur[:, 3] - prev[:, 1] - prev[:, 3]) / 2)
     jump = same & (iou == 0) & (shift > JUMP_DISTANCE)

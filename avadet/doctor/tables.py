@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS, paired_iou
 from avadet.errors import FormatError
 
-BOX = ["x1", "y1", "x2", "y2"]
-KEY = ["video_id", "timestamp"]
+BOX = BOX_COLUMNS
+KEY = KEY_COLUMNS
 
 
 @dataclass
@@ -157,16 +158,6 @@ def read_raw_table(path: Path, *, action_required: bool = True) -> RawTable:
     return RawTable(path, rows, malformed, reasons, header, data, offsets)
 
 
-def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of row-aligned ``(N, 4)`` normalised ``x1 y1 x2 y2`` box pairs."""
-    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = w * h
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = union - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def best_iou(gt: pd.DataFrame, boxes: pd.DataFrame) -> np.ndarray:
     """For each row of ``gt`` (``video_id timestamp x1 y1 x2 y2``), the largest IoU with a
     row of ``boxes`` on the same keyframe (0 where the keyframe has none). ``(len(gt),)``."""
@@ -177,7 +168,7 @@ def best_iou(gt: pd.DataFrame, boxes: pd.DataFrame) -> np.ndarray:
     pairs = left.merge(boxes[KEY + BOX], on=KEY, suffixes=("", "_b"))
     if pairs.empty:
         return out
-    iou = iou_pairs(pairs[BOX].to_numpy(np.float64),
+    iou = paired_iou(pairs[BOX].to_numpy(np.float64),
                     pairs[[f"{c}_b" for c in BOX]].to_numpy(np.float64))
     best = pd.Series(iou).groupby(pairs["_i"].to_numpy()).max()
     out[best.index.to_numpy()] = best.to_numpy()

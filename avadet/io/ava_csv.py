@@ -28,14 +28,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS
 from avadet.errors import FormatError
 from avadet.io.atomic import atomic_write
 from avadet.io.labelmap import LabelMap
 
 PathLike = Union[str, Path]
 
-BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
-KEY_COLUMNS = ["video_id", "timestamp"]
 _NUMERIC = ["timestamp", *BOX_COLUMNS, "action_id"]
 # Boxes may poke out of [0, 1] by rounding in the released files; beyond this it is an error.
 BOX_TOLERANCE = 0.01

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from avadet.data import boxes_to_pixels, clip_boxes, eval_transform, train_transform
+from avadet.boxes import clip_to_image, to_pixels
+from avadet.data import eval_transform, train_transform
 from avadet.data.transforms import color_jitter, short_side_size, to_input
 
 MEAN, STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
@@ -15,7 +16,7 @@ MEAN, STD = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
 def painted_clip(norm_boxes: np.ndarray, height: int, width: int, t: int = 2) -> np.ndarray:
     """A black ``(T, H, W, 3)`` clip with the pixels of each box painted white."""
     clip = np.zeros((t, height, width, 3), np.uint8)
-    for x1, y1, x2, y2 in boxes_to_pixels(norm_boxes, width, height):
+    for x1, y1, x2, y2 in to_pixels(norm_boxes, width, height):
         clip[:, int(round(y1)) : int(round(y2)), int(round(x1)) : int(round(x2))] = 255
     return clip
 
@@ -31,10 +32,10 @@ def painted_extent(clip: torch.Tensor) -> np.ndarray:
 def test_boxes_to_pixels_scales_and_clips():
     boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.5, 0.75], [-0.01, 0.2, 1.01, 0.4]])
     np.testing.assert_allclose(
-        boxes_to_pixels(boxes, 200, 100),
+        to_pixels(boxes, 200, 100),
         [[0, 0, 199, 99], [50, 50, 100, 75], [0, 20, 199, 40]],
     )
-    assert boxes_to_pixels(np.zeros((0, 4)), 10, 10).shape == (0, 4)
+    assert to_pixels(np.zeros((0, 4)), 10, 10).shape == (0, 4)
 
 
 def test_short_side_size():
@@ -173,7 +174,7 @@ def test_color_jitter_is_random_but_replayable():
 
 
 def test_clip_boxes_convention():
-    np.testing.assert_array_equal(clip_boxes(np.array([[-5, -5, 50, 50]]), 20, 10), [[0, 0, 19, 9]])
+    np.testing.assert_array_equal(clip_to_image(np.array([[-5, -5, 50, 50]]), 20, 10), [[0, 0, 19, 9]])
 
 
 def reference_jitter(frames: np.ndarray, rng: np.random.RandomState) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from avadet.boxes import pairwise_iou
 from avadet.data.synthetic import (
     actor_boxes,
     actor_tracks,
@@ -19,7 +20,6 @@ from avadet.data.synthetic import (
     plan_dataset,
     resolve_spec,
 )
-from avadet.detect.tracking import box_iou
 from avadet.persons.torchvision_backend import TorchvisionPersonDetector
 
 STEPS = 300
@@ -98,7 +98,7 @@ def _recall_precision(detector: TorchvisionPersonDetector, frames) -> tuple[floa
         assert np.all((det.boxes >= 0) & (det.boxes <= 1))
         if len(det.boxes) == 0:
             continue
-        iou = box_iou(det.boxes, gt)  # both normalised: the backend's output is in frame units
+        iou = pairwise_iou(det.boxes, gt)  # both normalised: the backend's output is in frame units
         used: set[int] = set()
         for i in range(len(det.boxes)):
             j = int(iou[i].argmax())
