@@ -5,7 +5,7 @@ Three lines, no config::
 
     model = ActionModel(SlowFast(depth=50, alpha=4, beta_inv=8),
                         AVAHead(in_channels=(2048, 256), num_classes=80))
-    scores = model([slow, fast], boxes)  # (K, 80), boxes (K, 5) in input pixels
+    scores = model(clip, boxes)  # (K, 80); clip (N, 3, 32, H, W), boxes (K, 5) in input pixels
 
 Or from a config: :func:`build_model`; from a PySlowFast checkpoint:
 :func:`build_model_from_checkpoint`. See docs/models.md.
@@ -22,7 +22,7 @@ from avadet.models.checkpoint import (
 from avadet.models.flops import FlopCount, count_conv_flops, pathway_shares
 from avadet.models.heads import ActionModel, AVAHead, HeadOutput, KineticsHead
 from avadet.models.resnet3d import Bottleneck, NonLocal, ResStage, Stem
-from avadet.models.slowfast import Lateral, SlowFast, SlowOnly
+from avadet.models.slowfast import Lateral, SlowFast, SlowOnly, slow_pathway_positions
 
 __all__ = [
     "ActionModel",
@@ -47,4 +47,5 @@ __all__ = [
     "model_config_from_checkpoint",
     "pathway_shares",
     "read_checkpoint",
+    "slow_pathway_positions",
 ]

@@ -122,8 +122,9 @@ class KineticsHead(nn.Module):
 class ActionModel(nn.Module):
     """Backbone + head. ``model(inputs, boxes)`` -> ``(K, num_classes)`` scores.
 
-    ``inputs``: ``[slow, fast]`` (SlowFast) or ``[slow]`` (Slow-only), each
-    ``(N, 3, T, H, W)`` float32 normalised; ``boxes``: ``(K, 5)`` ``[batch_index, x1, y1, x2,
+    ``inputs``: the clip ``(N, 3, T, H, W)`` float32 normalised, at the Fast pathway's frame
+    rate (the backbone takes each pathway's frames from it), or one clip per pathway
+    (``[slow, fast]`` / ``[slow]``); ``boxes``: ``(K, 5)`` ``[batch_index, x1, y1, x2,
     y2]`` in input pixels (AVA head; ``None`` for the Kinetics head, which scores the N clips).
     With ``return_logits=True`` the result is the full :class:`HeadOutput` (scores, logits,
     RoI features).
@@ -136,13 +137,11 @@ class ActionModel(nn.Module):
 
     def forward(
         self,
-        inputs: Sequence[torch.Tensor],
+        inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
         boxes: Optional[torch.Tensor] = None,
         *,
         return_logits: bool = False,
     ) -> Union[torch.Tensor, HeadOutput]:
-        if isinstance(inputs, torch.Tensor):
-            raise TypeError("inputs must be a list of clips, one per pathway: [slow, fast]")
         if isinstance(self.head, AVAHead) and boxes is None:
             raise ValueError("the AVA head needs boxes (K, 5) [batch_index, x1, y1, x2, y2]")
         out = self.head(self.backbone(inputs), boxes)

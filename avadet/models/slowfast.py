@@ -1,9 +1,11 @@
 """SlowFast and Slow-only backbones (Feichtenhofer et al., "SlowFast Networks for Video
 Recognition", ICCV 2019).
 
-Input: a list of clips, one per pathway, each ``(N, 3, T, H, W)`` float32, normalised
-(``(x / 255 - 0.45) / 0.225``): ``[slow, fast]`` with ``T_fast = alpha * T_slow`` for SlowFast,
-``[slow]`` for Slow-only. Output: the res5 features of each pathway, ``(N, C, T, H/s, W/s)``
+Input: the clip ``(N, 3, T, H, W)`` float32, normalised (``(x / 255 - 0.45) / 0.225``), at
+the Fast pathway's frame rate; SlowFast takes the Slow pathway's ``T / alpha`` frames from it
+itself (:func:`slow_pathway_positions`), so data code never needs to know the pathway layout.
+A list of clips, one per pathway (``[slow, fast]`` or ``[slow]``), is accepted too, as
+PySlowFast and pytorchvideo pass them. Output: the res5 features of each pathway, ``(N, C, T, H/s, W/s)``
 with ``s`` = :attr:`feature_stride` (16 with the dilated res5 used for detection, 32 with
 Kinetics' strided res5). The Fast pathway keeps its temporal resolution; laterals carry Fast
 features to the Slow pathway after pool1, res2, res3 and res4 (paper Sec. 3.4).
@@ -11,7 +13,7 @@ features to the Slow pathway after pool1, res2, res3 and res4 (paper Sec. 3.4).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -22,6 +24,23 @@ LATERALS = ("conv", "ttoc", "sample")
 FUSIONS = ("concat", "sum")
 # Where the laterals sit, in forward order (also the names of the lateral modules).
 LATERAL_POINTS = ("pool1", "res2", "res3", "res4")
+# A clip at the Fast pathway's rate, or one clip per pathway.
+Clips = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def slow_pathway_positions(num_frames: int, alpha: int) -> torch.Tensor:
+    """Positions, among the ``num_frames`` Fast frames, of the Slow pathway's frames.
+
+    ``torch.linspace(0, num_frames - 1, num_frames // alpha).long()`` exactly as PySlowFast and
+    pytorchvideo compute them (float32 linspace, truncation): for 32 frames and alpha 4,
+    ``[0, 4, 8, 13, 17, 22, 26, 31]`` (not a uniform stride). Pretrained weights expect these.
+
+    Returns:
+        ``(num_frames // alpha,)`` int64.
+    """
+    if alpha < 1 or num_frames // alpha < 1:
+        raise ValueError(f"num_frames ({num_frames}) // alpha ({alpha}) must be >= 1")
+    return torch.linspace(0, num_frames - 1, num_frames // alpha).long()
 
 
 def _stage_channels(width_per_group: int, stage: int) -> tuple[int, int]:
@@ -221,9 +240,17 @@ class SlowFast(nn.Module):
             return slow + lateral
         return torch.cat([slow, lateral], dim=1)
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:
+        """``[slow (N, 3, T/alpha, H, W), fast (N, 3, T, H, W)]`` of a Fast-rate clip
+        ``(N, 3, T, H, W)``: the Slow frames at :func:`slow_pathway_positions`."""
+        positions = slow_pathway_positions(clip.shape[2], self.alpha).to(clip.device)
+        return [clip.index_select(2, positions), clip]
+
+    def forward(self, inputs: Clips) -> list[torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = self.pathways(inputs)
         if len(inputs) != 2:
-            raise ValueError(f"SlowFast takes [slow, fast] clips, got {len(inputs)} tensors")
+            raise ValueError(f"SlowFast takes a clip or [slow, fast] clips, got {len(inputs)} tensors")
         slow = self.slow_stem(inputs[0])
         fast = self.fast_stem(inputs[1])
         slow = self._fuse(slow, self.lateral_pool1(fast))
@@ -281,9 +308,15 @@ class SlowOnly(nn.Module):
             channels = out
         self.out_channels = (channels,)
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:
+        """``[clip]``: the one pathway sees every frame it is given."""
+        return [clip]
+
+    def forward(self, inputs: Clips) -> list[torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = self.pathways(inputs)
         if len(inputs) != 1:
-            raise ValueError(f"SlowOnly takes a one-element list [clip], got {len(inputs)}")
+            raise ValueError(f"SlowOnly takes a clip or a one-element list [clip], got {len(inputs)}")
         x = self.slow_stem(inputs[0])
         for k in range(2, 6):
             x = getattr(self, f"slow_res{k}")(x)

@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from avadet.errors import ConfigError
-from avadet.models import ActionModel, AVAHead, Lateral, NonLocal, SlowFast, SlowOnly, build_model
+from avadet.models import (
+    ActionModel,
+    AVAHead,
+    Lateral,
+    NonLocal,
+    SlowFast,
+    SlowOnly,
+    build_model,
+    slow_pathway_positions,
+)
 from avadet.models.resnet3d import expand_temporal_kernels
 
 
@@ -109,5 +118,22 @@ def test_bad_arguments():
     model = build_model(width_per_group=8).eval()
     with pytest.raises(ValueError, match="needs boxes"):
         model(_clips())
-    with pytest.raises(TypeError, match="list of clips"):
+    with pytest.raises(ValueError, match="alpha"):  # fewer Fast frames than alpha
         model(torch.zeros(1, 3, 2, 32, 32), torch.zeros(1, 5))
+
+
+def test_model_takes_the_fast_clip_alone_and_picks_the_slow_frames_itself():
+    torch.manual_seed(0)
+    model = build_model(width_per_group=8, num_classes=3, dropout=0.0).eval()
+    fast = torch.randn(2, 3, 32, 32, 48)
+    boxes = torch.tensor([[0.0, 0, 0, 47, 31], [1.0, 2, 3, 20, 30]])
+    positions = slow_pathway_positions(32, 4)
+    assert positions.tolist() == [0, 4, 8, 13, 17, 22, 26, 31]  # PySlowFast's linspace
+    with torch.no_grad():
+        listed = model([fast[:, :, positions], fast], boxes)
+        alone = model(fast, boxes)
+    assert torch.equal(alone, listed)
+    slow_only = build_model(arch="slow", width_per_group=8, num_classes=3, dropout=0.0).eval()
+    clip = torch.randn(1, 3, 4, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(slow_only(clip, boxes[:1]), slow_only([clip], boxes[:1]))
