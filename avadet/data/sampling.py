@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Union
 
 import numpy as np
-import torch
 
 # Guards against (t - start) * fps landing a hair below an integer in floating point.
 _EPS = 1e-6
@@ -52,21 +51,6 @@ def sample_clip_indices(
     half = num_frames * sampling_rate // 2
     indices = np.arange(center - half, center + half, sampling_rate, dtype=np.int64)[:num_frames]
     return np.clip(indices, 0, total_frames - 1)
-
-
-def slow_pathway_positions(num_frames: int, alpha: int) -> np.ndarray:
-    """Positions, among the ``num_frames`` Fast frames, of the Slow pathway's frames.
-
-    ``torch.linspace(0, num_frames - 1, num_frames // alpha).long()`` exactly as PySlowFast and
-    pytorchvideo compute them (float32 linspace, truncation): for 32 frames and alpha 4,
-    ``[0, 4, 8, 13, 17, 22, 26, 31]`` (not a uniform stride). Pretrained weights expect these.
-
-    Returns:
-        ``(num_frames // alpha,)`` int64.
-    """
-    if alpha < 1 or num_frames // alpha < 1:
-        raise ValueError(f"num_frames ({num_frames}) // alpha ({alpha}) must be >= 1")
-    return torch.linspace(0, num_frames - 1, num_frames // alpha).long().numpy()
 
 
 def valid_keyframe_mask(

@@ -39,11 +39,7 @@ from tqdm import tqdm
 
 from avadet.boxes import clip_to_image, to_pixels
 from avadet.config import Config
-from avadet.data.sampling import (
-    keyframe_to_frame_index,
-    sample_clip_indices,
-    slow_pathway_positions,
-)
+from avadet.data.sampling import keyframe_to_frame_index, sample_clip_indices
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
 from avadet.data.transforms import short_side_size, to_input
 from avadet.detect.render import draw_people
@@ -57,29 +53,21 @@ PathLike = Union[str, Path]
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """How the action model wants its input (from the training config).
-
-    ``slow_positions``: positions of the Slow frames among the Fast ones (None: Slow-only,
-    one pathway fed all ``num_frames``). ``short_side``: input short side (0: frame size).
+    """How the action model wants its input (from the training config): ``num_frames`` at
+    ``sampling_rate`` (the Fast pathway's clip; the model takes the Slow frames from it),
+    ``short_side`` (0: frame size), ``mean``/``std`` of the normalisation.
     """
 
     num_frames: int
     sampling_rate: int
-    slow_positions: Optional[np.ndarray]
     short_side: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
     @classmethod
     def from_config(cls, cfg: Config) -> ClipSettings:
-        data, model = cfg.data, cfg.model
-        if model.arch == "slowfast":
-            positions: Optional[np.ndarray] = slow_pathway_positions(data.num_frames, model.alpha)
-        elif model.arch == "slow":
-            positions = None
-        else:
-            raise ConfigError(f"model.arch must be 'slowfast' or 'slow', got {model.arch!r}")
-        return cls(data.num_frames, data.sampling_rate, positions, data.test_short_side,
+        data = cfg.data
+        return cls(data.num_frames, data.sampling_rate, data.test_short_side,
                    tuple(data.mean), tuple(data.std))
 
     @property
@@ -207,10 +195,8 @@ class ClipDetector:
         boxes = to_pixels(norm_boxes, width, height)
         boxes = clip_to_image(boxes * np.array([w2 / width, h2 / height] * 2, np.float32), w2, h2)
         fast = to_input(clip, self.settings.mean, self.settings.std)[None].to(self.device)
-        positions = self.settings.slow_positions
-        inputs = [fast] if positions is None else [fast[:, :, torch.from_numpy(positions)], fast]
         rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], 1).to(self.device)
-        return self.model(inputs, rois).float().cpu().numpy()
+        return self.model(fast, rois).float().cpu().numpy()
 
     # -- the whole video -------------------------------------------------------------------
 

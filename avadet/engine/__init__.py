@@ -3,11 +3,20 @@ models and evaluation together. The top layer: nothing below imports it.
 
 - :func:`train` (``avadet train``): :mod:`avadet.engine.trainer`;
 - :func:`test` (``avadet test``) and :func:`run_inference`: :mod:`avadet.engine.inference`;
+- the config boundary of the data (``cfg.data`` -> files, tables, dataset):
+  :mod:`avadet.engine.build`;
 - the checkpoint format: :mod:`avadet.engine.checkpoint`;
 - the seed plan and sharding: :mod:`avadet.engine.sampler`; torchrun set-up:
   :mod:`avadet.engine.distributed`; optimiser, schedule, loss, BN: :mod:`avadet.engine.solver`.
 """
 
+from avadet.engine.build import (
+    SplitTables,
+    build_dataset,
+    class_ids_of,
+    dataset_files,
+    read_split_tables,
+)
 from avadet.engine.checkpoint import (
     latest_checkpoint,
     load_trained_model,
@@ -25,6 +34,11 @@ from avadet.engine.inference import (
 from avadet.engine.trainer import TrainingDiverged, TrainResult, train
 
 __all__ = [
+    "SplitTables",
+    "build_dataset",
+    "class_ids_of",
+    "dataset_files",
+    "read_split_tables",
     "TestResult",
     "TrainResult",
     "TrainingDiverged",

@@ -24,18 +24,25 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from avadet.config import Config, resolve_path
-from avadet.data import AvaDataset, build_dataset, collate_ava
+from avadet.boxes import BOX_COLUMNS, PREDICTION_COLUMNS
+from avadet.config import Config
+from avadet.data import AvaDataset, Batch, collate
+from avadet.engine.build import (
+    SplitTables,
+    build_dataset,
+    dataset_files,
+    read_split_tables,
+)
 from avadet.engine.distributed import DistInfo, all_gather_objects
 from avadet.engine.sampler import ShardSampler
 from avadet.errors import ConfigError
 from avadet.evaluation import EvalResult, evaluate_frame_map
-from avadet.io import read_annotations, read_exclusions, read_labelmap, write_ava_csv
+from avadet.io import read_labelmap, write_ava_csv
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-PRED_COLUMNS = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "score"]
+PRED_COLUMNS = PREDICTION_COLUMNS
 DECIMALS = 6  # boxes and scores in prediction files
 
 
@@ -49,23 +56,23 @@ class TestResult:
     predictions: pd.DataFrame
 
 
-def to_device(batch: dict, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """A collated batch's ``inputs`` and ``boxes`` on ``device``."""
+def to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's ``clips`` and ``boxes`` on ``device``."""
     non_blocking = device.type == "cuda"
-    inputs = [x.to(device, non_blocking=non_blocking) for x in batch["inputs"]]
-    return inputs, batch["boxes"].to(device, non_blocking=non_blocking)
+    return (batch.clips.to(device, non_blocking=non_blocking),
+            batch.boxes.to(device, non_blocking=non_blocking))
 
 
 @torch.no_grad()
 def predict_boxes(
-    model: nn.Module, inputs: list[torch.Tensor], boxes: torch.Tensor, *, amp: bool = False
+    model: nn.Module, clips: torch.Tensor, boxes: torch.Tensor, *, amp: bool = False
 ) -> torch.Tensor:
     """Scores ``(K, C)`` (float32, after the model's activation) of ``boxes`` ``(K, 5)``
-    ``[batch_index, x1, y1, x2, y2]`` in input pixels, for clips ``inputs`` (one
-    ``(B, 3, T, H, W)`` tensor per pathway). No gradients; the caller sets eval mode."""
+    ``[batch_index, x1, y1, x2, y2]`` in input pixels, for ``clips`` ``(B, 3, T, H, W)`` at the
+    Fast pathway's rate. No gradients; the caller sets eval mode."""
     device = boxes.device
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
-        scores = model(inputs, boxes)
+        scores = model(clips, boxes)
     return scores.float()
 
 
@@ -87,7 +94,7 @@ def prediction_rows(
         {
             "video_id": np.repeat(np.asarray(video_ids, dtype=object)[item], c),
             "timestamp": np.repeat(np.asarray(timestamps, dtype=np.int64)[item], c),
-            **{name: np.repeat(boxes[:, j], c) for j, name in enumerate(["x1", "y1", "x2", "y2"])},
+            **{name: np.repeat(boxes[:, j], c) for j, name in enumerate(BOX_COLUMNS)},
             "action_id": np.tile(np.asarray(class_ids, dtype=np.int64), k),
             "score": np.round(np.asarray(scores, dtype=np.float64).reshape(-1), DECIMALS),
         },
@@ -117,7 +124,7 @@ def run_inference(
     loader = DataLoader(
         dataset,
         batch_sampler=ShardSampler(len(dataset), batch_size, rank=info.rank, world_size=info.world_size),
-        collate_fn=collate_ava,
+        collate_fn=collate,
         num_workers=num_workers,
         pin_memory=info.device.type == "cuda",
         generator=torch.Generator(),  # DataLoader's worker seed must not draw from the global RNG
@@ -127,14 +134,14 @@ def run_inference(
     bar = tqdm(loader, desc="inference", unit="batch", disable=not (progress and info.is_main),
                leave=False, dynamic_ncols=True)
     for batch in bar:
-        if not batch["video_ids"]:
+        if not len(batch):
             continue  # every clip of the batch unreadable (counted in dataset.skipped)
-        inputs, boxes = to_device(batch, info.device)
-        scores = predict_boxes(model, inputs, boxes, amp=amp).cpu().numpy()
+        clips, boxes = to_device(batch, info.device)
+        scores = predict_boxes(model, clips, boxes, amp=amp).cpu().numpy()
         parts.append(
             prediction_rows(
-                batch["video_ids"], batch["timestamps"], batch["box_batch_index"].numpy(),
-                batch["norm_boxes"].numpy(), scores, class_ids,
+                batch.video_ids, batch.timestamps, batch.box_index.numpy(),
+                batch.norm_boxes.numpy(), scores, class_ids,
             )
         )
     local = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PRED_COLUMNS)
@@ -161,27 +168,34 @@ def write_predictions(path: PathLike, predictions: pd.DataFrame) -> Path:
 
 @dataclass
 class EvalSetup:
-    """What frame-mAP on the val split needs: gt rows, exclusions, evaluated classes."""
+    """What frame-mAP on the val split needs: the split's tables (gt rows, exclusions; read
+    once, shared with the val dataset), the evaluated classes and the protocol."""
 
-    gt: pd.DataFrame
-    exclusions: Optional[pd.DataFrame]
+    tables: SplitTables
     labelmap: dict[int, str]
     protocol: str
 
+    @property
+    def gt(self) -> pd.DataFrame:
+        return self.tables.gt
 
-def eval_setup(cfg: Config, class_ids: Sequence[int]) -> Optional[EvalSetup]:
+    @property
+    def exclusions(self) -> Optional[pd.DataFrame]:
+        return self.tables.exclusions
+
+
+def eval_setup(cfg: Config, class_ids: Sequence[int],
+               tables: Optional[SplitTables] = None) -> Optional[EvalSetup]:
     """The val ground truth of ``cfg.data`` (None when there is none, e.g. AVA's test split).
 
     Evaluated classes: the label map's (``data.labelmap``, e.g. the 60 ActivityNet classes)
-    that the model scores (``class_ids``).
+    that the model scores (``class_ids``). ``tables``: the val files already read for the
+    dataset (:func:`~avadet.engine.build.read_split_tables`), so they are read once.
     """
-    data = cfg.data
-    gt_path = resolve_path(data.root, data.val_annotations)
-    if gt_path is None or not gt_path.is_file():
+    files = dataset_files(cfg.data)
+    if files.existing("val_annotations") is None:
         return None
-    labelmap_path = resolve_path(data.root, data.labelmap)
-    if labelmap_path is None or not labelmap_path.is_file():
-        raise ConfigError(f"data.labelmap: no such file {labelmap_path}")
+    labelmap_path = files.require("labelmap")
     labelmap = read_labelmap(labelmap_path)
     scored = set(int(c) for c in class_ids)
     classes = {i: labelmap.names[i] for i in labelmap.ids if i in scored}
@@ -189,10 +203,8 @@ def eval_setup(cfg: Config, class_ids: Sequence[int]) -> Optional[EvalSetup]:
         raise ConfigError(
             f"none of the model's classes {list(class_ids)} is in the label map {labelmap_path}"
         )
-    excl_path = resolve_path(data.root, data.val_exclusions)
-    exclusions = read_exclusions(excl_path) if excl_path is not None and excl_path.is_file() else None
-    gt = read_annotations(gt_path, strict=False)
-    return EvalSetup(gt, exclusions, classes, cfg.test.protocol)
+    tables = tables or read_split_tables(cfg, "val", files)
+    return EvalSetup(tables, classes, cfg.test.protocol)
 
 
 def evaluate_predictions(predictions: pd.DataFrame, setup: EvalSetup) -> EvalResult:
@@ -246,8 +258,9 @@ def test(
             if trained != now and info.is_main:
                 logger.warning("data.%s is %r here but the model was trained with %r", key, now, trained)
         run_cfg = dataclasses.replace(cfg, model=ckpt_cfg.model)
-        dataset = build_dataset(run_cfg, "val")
-        setup = eval_setup(run_cfg, class_ids)
+        tables = read_split_tables(run_cfg, "val")
+        dataset = build_dataset(run_cfg, "val", tables=tables)
+        setup = eval_setup(run_cfg, class_ids, tables)
         amp = bool(cfg.train.amp and info.device.type == "cuda")
         predictions = run_inference(
             model, dataset, class_ids, batch_size=cfg.test.batch_size,

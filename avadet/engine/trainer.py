@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from avadet.config import Config, config_to_dict, dump_config
-from avadet.data import AvaDataset, build_dataset, collate_ava
+from avadet.data import AvaDataset, collate
+from avadet.engine.build import build_dataset
 from avadet.engine.checkpoint import (
     FINAL_NAME,
     checkpoint_dir,
@@ -145,7 +146,7 @@ def _loader(dataset: AvaDataset, sampler: Any, cfg: Config, info: DistInfo) -> D
     return DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=collate_ava,
+        collate_fn=collate,
         num_workers=cfg.data.num_workers,
         pin_memory=info.device.type == "cuda",
         # Worker seeds come from this generator, never from the global RNG (which dropout
@@ -361,7 +362,7 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
         if setup is None:
             logger.warning("no val ground truth (data.val_annotations): no evaluation during training")
         else:
-            val_set = build_dataset(cfg, "val")
+            val_set = build_dataset(cfg, "val", tables=setup.tables, class_ids=class_ids)
 
     last_saved: Optional[Path] = ckpt_path
     eval_result: Optional[EvalResult] = None
@@ -453,7 +454,7 @@ def _run(cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume:
                 lr = scheduled_lr(solver, iteration / per_epoch)
                 set_lr(optimizer, lr)
                 inputs, boxes = to_device(batch, device)
-                labels = batch["labels"].to(device, non_blocking=device.type == "cuda")
+                labels = batch.labels.to(device, non_blocking=device.type == "cuda")
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                     output = net(inputs, boxes, return_logits=True)
                 loss_sum = action_loss_sum(output.logits, labels)

@@ -62,11 +62,12 @@ def detect_dataset_persons(
     """Run ``detector`` on the centre frame of each keyframe of ``split`` and write the boxes
     to ``out_path`` (atomically). Keyframes whose centre frame lies past a video's end are
     skipped (counted in the log). Returns the rows written."""
-    from avadet.data import build_source, keyframe_to_frame_index
+    from avadet.data import keyframe_to_frame_index
+    from avadet.engine.build import dataset_files
     from avadet.io import write_ava_csv
 
     keys = split_keyframes(cfg, split, keyframes)
-    source = build_source(cfg)
+    source = dataset_files(cfg.data).source()
     centres = keyframe_to_frame_index(keys["timestamp"].to_numpy(), fps=cfg.data.fps,
                                       segment_start=cfg.data.segment_start)
     counts = {vid: source.num_frames(vid) for vid in pd.unique(keys["video_id"])}

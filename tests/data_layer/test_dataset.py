@@ -1,4 +1,4 @@
-"""build_dataset / AvaDataset / collate_ava on a tiny AVA-layout dataset."""
+"""build_dataset / AvaDataset / collate on a tiny AVA-layout dataset."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import torch
 from dl_media import frame_number, write_dataset
 
 from avadet.config import load_config
-from avadet.data import build_dataset, collate_ava, label_boxes_by_iou
+from avadet.data import Item, collate, label_boxes_by_iou
+from avadet.engine import build_dataset
 from avadet.errors import ConfigError
+from avadet.models import slow_pathway_positions
 
 MEAN, STD = 0.45, 0.225
 
@@ -102,14 +104,14 @@ def test_train_split_boxes_and_labels(root):
     assert rows[("vidA", 902)] == [[1, 0, 1], [0, 1, 0]]
     assert rows[("-vidB", 901)] == [[0, 0, 0]]  # a person with no trained action stays
     item = ds[1]
-    slow, fast = item["inputs"]
-    assert fast.shape == (3, 8, 32, 32) and slow.shape == (3, 2, 32, 32)
-    assert torch.equal(slow, fast[:, [0, 7]])  # linspace(0, 7, 2).long()
-    assert item["boxes"].dtype == torch.float32 and item["boxes"].shape[1] == 4
-    k = item["boxes"].shape[0]
-    assert item["labels"].shape == (k, 3) and item["norm_boxes"].shape == (k, 4)
-    assert torch.equal(item["box_scores"], torch.ones(k))
-    assert (item["boxes"][:, 2:] <= 31).all() and (item["boxes"] >= 0).all()
+    fast = item.clip  # the Fast-rate clip; the model takes the Slow frames from it
+    assert fast.shape == (3, 8, 32, 32)
+    assert slow_pathway_positions(8, 4).tolist() == [0, 7]  # linspace(0, 7, 2).long()
+    assert item.boxes.dtype == torch.float32 and item.boxes.shape[1] == 4
+    k = item.boxes.shape[0]
+    assert item.labels.shape == (k, 3) and item.norm_boxes.shape == (k, 4)
+    assert torch.equal(item.box_scores, torch.ones(k))
+    assert (item.boxes[:, 2:] <= 31).all() and (item.boxes >= 0).all()
 
 
 def test_class_subset_orders_columns(root):
@@ -125,31 +127,30 @@ def test_val_items_hold_the_keyframe_clip(root, source):
     ds = build_dataset(config(root, f"data.source={source}"), "val")
     assert ds.keyframes().values.tolist() == [["-vidB", 902], ["vidA", 902], ["vidA", 903]]
     item = ds[1]  # vidA 902: centre frame 60, 8 frames at stride 2
-    assert frame_numbers(item["inputs"][1]) == list(range(52, 68, 2))
-    assert frame_numbers(item["inputs"][0]) == [52, 66]
-    np.testing.assert_allclose(item["norm_boxes"], [[0.12, 0.1, 0.5, 0.88]], rtol=1e-6)
-    np.testing.assert_allclose(item["boxes"], [[0.12 * 96, 3.2, 48, 0.88 * 32]], rtol=1e-5)
-    assert item["labels"].tolist() == [[1, 1, 0]]
-    np.testing.assert_allclose(item["box_scores"], [0.95])
-    assert ds[2]["labels"].tolist() == [[0, 0, 0]]
-    assert ds[0]["labels"].tolist() == [[0, 0, 0]]
+    assert frame_numbers(item.clip) == list(range(52, 68, 2))
+    assert frame_numbers(item.clip[:, slow_pathway_positions(8, 4)]) == [52, 66]
+    np.testing.assert_allclose(item.norm_boxes, [[0.12, 0.1, 0.5, 0.88]], rtol=1e-6)
+    np.testing.assert_allclose(item.boxes, [[0.12 * 96, 3.2, 48, 0.88 * 32]], rtol=1e-5)
+    assert item.labels.tolist() == [[1, 1, 0]]
+    np.testing.assert_allclose(item.box_scores, [0.95])
+    assert ds[2].labels.tolist() == [[0, 0, 0]]
+    assert ds[0].labels.tolist() == [[0, 0, 0]]
     # -vidB 902 (a keyframe without gt) reads from its own video
-    assert frame_numbers(ds[0]["inputs"][1]) == list(range(52, 68, 2))
+    assert frame_numbers(ds[0].clip) == list(range(52, 68, 2))
 
 
 def test_frames_and_video_give_the_same_items(root):
     a = build_dataset(config(root, "data.source=frames"), "val")
     b = build_dataset(config(root, "data.source=video"), "val")
     for i in range(len(a)):
-        for x, y in zip(a[i]["inputs"], b[i]["inputs"]):
-            assert (x - y).abs().mean() < 0.05  # JPEG loss only
-        assert torch.equal(a[i]["boxes"], b[i]["boxes"])
+        assert (a[i].clip - b[i].clip).abs().mean() < 0.05  # JPEG loss only
+        assert torch.equal(a[i].boxes, b[i].boxes)
 
 
 def test_val_without_detection_file_uses_gt_boxes(root):
     ds = build_dataset(config(root, "data.val_boxes="), "val")
     assert ds.keyframes().values.tolist() == [["vidA", 902], ["vidA", 903]]
-    assert ds[0]["labels"].tolist() == [[1, 1, 0]]
+    assert ds[0].labels.tolist() == [[1, 1, 0]]
 
 
 def test_train_with_detections(root):
@@ -191,7 +192,7 @@ def test_label_boxes_by_iou_takes_the_best_gt():
 def test_slow_only_has_one_pathway(root):
     ds = build_dataset(config(root, "model.arch=slow"), "val")
     item = ds[1]
-    assert len(item["inputs"]) == 1 and item["inputs"][0].shape == (3, 8, 32, 96)
+    assert item.clip.shape == (3, 8, 32, 96)  # every frame goes to the one pathway
 
 
 def test_unreadable_clips_are_counted_and_replaced(root, tmp_path, caplog):
@@ -204,21 +205,22 @@ def test_unreadable_clips_are_counted_and_replaced(root, tmp_path, caplog):
         np.random.seed(0)
         for i in range(len(train)):
             item = train[i]
-            assert item["inputs"] is not None and item["video_id"] == "vidA"
-            assert item["timestamp"] == 903  # the only readable keyframe
+            assert item.clip is not None and item.video_id == "vidA"
+            assert item.timestamp == 903  # the only readable keyframe
     assert train.skipped >= 2
     assert "-vidB" in caplog.text and "vidA_000061.jpg" in caplog.text
 
     val = build_dataset(config(broken), "val")
     items = [val[i] for i in range(len(val))]
     assert val.skipped == 2
-    assert [it["inputs"] is None for it in items] == [True, True, False]
-    batch = collate_ava(items)
-    assert batch["video_ids"] == ["vidA"] and batch["timestamps"] == [903]
-    assert batch["inputs"][1].shape == (1, 3, 8, 32, 96)
-    empty = collate_ava(items[:2])
+    assert [it.clip is None for it in items] == [True, True, False]
+    batch = collate(items)
+    assert batch.video_ids == ["vidA"] and batch.timestamps == [903]
+    assert batch.clips.shape == (1, 3, 8, 32, 96)
+    empty = collate(items[:2])
     assert (
-        empty["boxes"].shape == (0, 5) and empty["inputs"] == [] and empty["labels"].shape == (0, 3)
+        empty.boxes.shape == (0, 5) and len(empty) == 0 and len(empty.clips) == 0
+        and empty.labels.shape == (0, 3)
     )
 
 
@@ -227,36 +229,35 @@ def test_skipped_counts_across_workers(root, tmp_path):
     shutil.copytree(root, broken)
     shutil.rmtree(broken / "frames" / "-vidB")
     val = build_dataset(config(broken), "val")
-    loader = torch.utils.data.DataLoader(val, batch_size=1, num_workers=2, collate_fn=collate_ava)
+    loader = torch.utils.data.DataLoader(val, batch_size=1, num_workers=2, collate_fn=collate)
     batches = list(loader)
-    assert [b["video_ids"] for b in batches] == [[], ["vidA"], ["vidA"]]
+    assert [b.video_ids for b in batches] == [[], ["vidA"], ["vidA"]]
     assert val.skipped == 1
     # batches stacked in the workers' shared memory hold the items' values
     for i in (1, 2):
-        for got, expected in zip(batches[i]["inputs"], val[i]["inputs"]):
-            assert torch.equal(got[0], expected)
+        assert torch.equal(batches[i].clips[0], val[i].clip)
 
 
 def test_collate_batches_and_pads():
     def item(h, w, k):
-        return {
-            "inputs": [torch.ones(3, 2, h, w), torch.ones(3, 8, h, w)],
-            "boxes": torch.tensor([[1.0, 2.0, 3.0, 4.0]] * k),
-            "labels": torch.ones(k, 4),
-            "norm_boxes": torch.zeros(k, 4),
-            "box_scores": torch.full((k,), 0.5),
-            "video_id": f"v{h}",
-            "timestamp": 902,
-        }
+        return Item(
+            clip=torch.ones(3, 8, h, w),
+            boxes=torch.tensor([[1.0, 2.0, 3.0, 4.0]] * k),
+            labels=torch.ones(k, 4),
+            norm_boxes=torch.zeros(k, 4),
+            box_scores=torch.full((k,), 0.5),
+            video_id=f"v{h}",
+            timestamp=902,
+        )
 
-    batch = collate_ava([item(8, 10, 2), item(8, 12, 1), item(6, 12, 0)])
-    assert [x.shape for x in batch["inputs"]] == [(3, 3, 2, 8, 12), (3, 3, 8, 8, 12)]
-    assert batch["inputs"][1][0, :, :, :, 10:].abs().sum() == 0  # zero padding, right
-    assert batch["inputs"][1][2, :, :, 6:].abs().sum() == 0  # and bottom
-    assert batch["boxes"].tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [1, 1, 2, 3, 4]]
-    assert batch["box_batch_index"].tolist() == [0, 0, 1]
-    assert batch["labels"].shape == (3, 4) and batch["box_scores"].shape == (3,)
-    assert batch["video_ids"] == ["v8", "v8", "v6"] and batch["timestamps"] == [902] * 3
+    batch = collate([item(8, 10, 2), item(8, 12, 1), item(6, 12, 0)])
+    assert batch.clips.shape == (3, 3, 8, 8, 12)
+    assert batch.clips[0, :, :, :, 10:].abs().sum() == 0  # zero padding, right
+    assert batch.clips[2, :, :, 6:].abs().sum() == 0  # and bottom
+    assert batch.boxes.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [1, 1, 2, 3, 4]]
+    assert batch.box_index.tolist() == [0, 0, 1]
+    assert batch.labels.shape == (3, 4) and batch.box_scores.shape == (3,)
+    assert batch.video_ids == ["v8", "v8", "v6"] and batch.timestamps == [902] * 3
 
 
 def test_config_errors_name_the_setting(root):
@@ -278,10 +279,10 @@ def test_seed_plan_fixes_each_items_augmentation(root):
     np.random.seed(99)  # the global generator plays no part under a seed plan
     again = [ds[i] for i in reversed(range(len(ds)))][::-1]  # nor does the reading order
     for a, b in zip(first, again):
-        assert all(torch.equal(x, y) for x, y in zip(a["inputs"], b["inputs"]))
-        assert torch.equal(a["boxes"], b["boxes"])
+        assert torch.equal(a.clip, b.clip)
+        assert torch.equal(a.boxes, b.boxes)
     ds.set_seed_plan(7, epoch=2)
-    assert any(not torch.equal(first[i]["inputs"][1], ds[i]["inputs"][1]) for i in range(len(ds)))
+    assert any(not torch.equal(first[i].clip, ds[i].clip) for i in range(len(ds)))
     ds.set_seed_plan(None)  # back to numpy's global generator
     assert ds.item_rng(0) is None
     with pytest.raises(ValueError, match=">= 0"):
@@ -296,5 +297,5 @@ def test_seed_plan_draws_replacements_too(root, tmp_path):
     ds.set_seed_plan(3, epoch=0)
     bad = ds.timestamps.index(902)
     a, b = ds[bad], ds[bad]  # replaced by the same keyframe, augmented the same way
-    assert a["timestamp"] == b["timestamp"] != 902
-    assert torch.equal(a["inputs"][1], b["inputs"][1])
+    assert a.timestamp == b.timestamp != 902
+    assert torch.equal(a.clip, b.clip)

@@ -8,7 +8,6 @@ import pytest
 from avadet.data import (
     keyframe_to_frame_index,
     sample_clip_indices,
-    slow_pathway_positions,
     valid_keyframe_mask,
 )
 
@@ -66,24 +65,6 @@ def test_sample_clamps_at_the_edges(center, n, s, total, expected):
     got = sample_clip_indices(center, num_frames=n, sampling_rate=s, total_frames=total)
     assert got.dtype == np.int64 and got.shape == (n,)
     np.testing.assert_array_equal(got, expected)
-
-
-@pytest.mark.parametrize(
-    "n, alpha, expected",
-    [
-        (32, 4, [0, 4, 8, 13, 17, 22, 26, 31]),  # AVA SlowFast 32x2: not a uniform stride
-        (16, 4, [0, 5, 10, 15]),
-        (32, 8, [0, 10, 20, 31]),
-        (8, 8, [0]),
-    ],
-)
-def test_slow_pathway_positions(n, alpha, expected):
-    np.testing.assert_array_equal(slow_pathway_positions(n, alpha), expected)
-
-
-def test_slow_pathway_needs_a_frame():
-    with pytest.raises(ValueError):
-        slow_pathway_positions(2, 4)
 
 
 def test_valid_keyframes_follow_the_configured_segment():

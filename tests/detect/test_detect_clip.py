@@ -15,12 +15,13 @@ from torch import nn
 
 from avadet.cli import main
 from avadet.config import load_config
-from avadet.data import build_dataset, class_ids_of, sample_clip_indices
+from avadet.data import sample_clip_indices
 from avadet.data.sources import VideoSource
 from avadet.data.synthetic import make_synthetic
 from avadet.data.transforms import short_side_size
 from avadet.detect import ClipDetector, ClipSettings, IouTracker
 from avadet.detect.runner import count_frames
+from avadet.engine import build_dataset, class_ids_of
 from avadet.engine.checkpoint import load_trained_model, save_checkpoint
 from avadet.io import read_person_boxes, read_predictions
 from avadet.models import build_model
@@ -126,13 +127,13 @@ def test_keyframes_are_scored_on_the_datasets_clip(setup, config, tmp_path):
     checked = 0
     for i in range(len(dataset)):
         item = dataset[i]
-        if item["video_id"] != setup["vid"]:
+        if item.video_id != setup["vid"]:
             continue
-        kf = by_time[item["timestamp"]]
-        np.testing.assert_allclose(kf.boxes, item["norm_boxes"].numpy(), atol=1e-6)
-        rois = torch.cat([torch.zeros(len(item["boxes"]), 1), item["boxes"]], 1)
+        kf = by_time[item.timestamp]
+        np.testing.assert_allclose(kf.boxes, item.norm_boxes.numpy(), atol=1e-6)
+        rois = torch.cat([torch.zeros(len(item.boxes), 1), item.boxes], 1)
         with torch.no_grad():
-            want = model([x[None] for x in item["inputs"]], rois).numpy()
+            want = model(item.clip[None], rois).numpy()
         np.testing.assert_allclose(kf.action_scores, want, atol=1e-5)
         checked += 1
     assert checked >= 3

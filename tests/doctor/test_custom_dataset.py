@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from walkthrough import CLASS_IDS, FPS, SECONDS, avadet, prepare  # noqa: E402
 
 from avadet.config import load_config  # noqa: E402
-from avadet.data import build_dataset  # noqa: E402
+from avadet.engine import build_dataset  # noqa: E402
 from avadet.evaluation import evaluate_files  # noqa: E402
 from avadet.io import read_annotations, read_labelmap  # noqa: E402
 
@@ -54,9 +54,9 @@ def test_data_layer_and_evaluation_use_the_label_map_ids(config: Path, tmp_path:
     train = build_dataset(cfg, "train")
     assert train.class_ids == CLASS_IDS
     item = train[0]
-    assert item["labels"].shape[1] == 5 and item["inputs"][1].shape[1] == 16
+    assert item.labels.shape[1] == 5 and item.clip.shape[1] == 16
     val = build_dataset(cfg, "val")
-    assert len(val) > 0 and val[0]["inputs"] is not None
+    assert len(val) > 0 and val[0].clip is not None
     # The gt itself as predictions scores a frame-mAP of 1 over the classes 3..7 with val gt.
     root = config.parent
     gt_path = root / "annotations" / "val.csv"

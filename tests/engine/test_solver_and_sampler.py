@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from avadet.config import SolverConfig, load_config
-from avadet.data import build_dataset, collate_ava
-from avadet.engine import train
+from avadet.data import collate
+from avadet.engine import build_dataset, train
 from avadet.engine.checkpoint import read_training_checkpoint
 from avadet.engine.sampler import SeedPlanBatchSampler, ShardSampler
 from avadet.engine.solver import (
@@ -138,8 +138,8 @@ def test_ranks_split_each_global_batch_exactly():
 
 
 def _batches(dataset, sampler, workers):
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_ava, num_workers=workers)
-    return [(b["inputs"][1], b["boxes"]) for b in loader]
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
+    return [(b.clips, b.boxes) for b in loader]
 
 
 def test_seed_plan_makes_augmentation_independent_of_workers_and_order(tiny_root):
@@ -155,10 +155,10 @@ def test_seed_plan_makes_augmentation_independent_of_workers_and_order(tiny_root
     for (xa, ba), (xb, bb) in zip(a, b):
         assert torch.equal(xa, xb) and torch.equal(ba, bb)
     # Item 3 alone, read out of order, is the same clip as inside its batch.
-    again = dataset[3]["inputs"][1]
-    assert torch.equal(again, dataset[3]["inputs"][1])
+    again = dataset[3].clip
+    assert torch.equal(again, dataset[3].clip)
     dataset.set_seed_plan(5, epoch=3)
-    assert not torch.equal(again, dataset[3]["inputs"][1])  # another epoch, another draw
+    assert not torch.equal(again, dataset[3].clip)  # another epoch, another draw
 
 
 def test_kinetics_checkpoint_initialises_the_backbone(tiny_root, tmp_path, capsys):

@@ -84,7 +84,7 @@ def test_an_unreadable_keyframe_is_replaced_and_reported(tiny_root, tmp_path, ca
     import shutil
 
     from avadet.config import load_config
-    from avadet.data import build_dataset
+    from avadet.engine import build_dataset
 
     root = tmp_path / "data"
     shutil.copytree(tiny_root, root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,21 @@ def test_model_takes_the_fast_clip_alone_and_picks_the_slow_frames_itself():
     clip = torch.randn(1, 3, 4, 32, 48)
     with torch.no_grad():
         assert torch.equal(slow_only(clip, boxes[:1]), slow_only([clip], boxes[:1]))
+
+
+@pytest.mark.parametrize(
+    "n, alpha, expected",
+    [
+        (32, 4, [0, 4, 8, 13, 17, 22, 26, 31]),  # AVA SlowFast 32x2: not a uniform stride
+        (16, 4, [0, 5, 10, 15]),
+        (32, 8, [0, 10, 20, 31]),
+        (8, 8, [0]),
+    ],
+)
+def test_slow_pathway_positions(n, alpha, expected):
+    np.testing.assert_array_equal(slow_pathway_positions(n, alpha), expected)
+
+
+def test_slow_pathway_needs_a_frame():
+    with pytest.raises(ValueError):
+        slow_pathway_positions(2, 4)

@@ -144,7 +144,7 @@ def _time_loader(
     from a random start (``in_order``: evaluation reads the val set in order)."""
     import torch
 
-    from avadet.data import collate_ava
+    from avadet.data import collate
 
     generator = torch.Generator().manual_seed(seed)
     total = clips + batch_size * max(workers, 1) * 2
@@ -158,7 +158,7 @@ def _time_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate_ava,
+        collate_fn=collate,
         persistent_workers=False,
     )
     iterator = iter(loader)
@@ -212,7 +212,7 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from avadet.data import build_dataset
+    from avadet.engine import build_dataset
 
     torch.set_num_threads(1)
     root = args.keep or Path(tempfile.mkdtemp(prefix="avadet_bench_data_"))

@@ -9,7 +9,7 @@ each run are not timed):
 - ``bare, in-memory batches``: forward, BCE, backward, SGD step on 4 batches collated once
   beforehand and cycled (compute only; the upper bound);
 - ``bare, DataLoader``: the same loop reading the dataset through a plain DataLoader
-  (``shuffle=True``, ``collate_ava``): compute plus JPEG reading and transforms;
+  (``shuffle=True``, ``collate``): compute plus JPEG reading and transforms;
 - ``avadet train, num_workers N``: the engine (seed-plan sampler, per-iteration lr, global
   loss reduction, progress bar, metrics.csv, checkpoint at each epoch end), timed from its own
   metrics rows.
@@ -42,8 +42,8 @@ def _bare_loop(cfg, batches, iters: int, warmup: int) -> float:
         if i == warmup:
             start = time.perf_counter()
         batch = next(batch_iter)
-        out = model(batch["inputs"], batch["boxes"], return_logits=True)
-        loss = action_loss_sum(out.logits, batch["labels"]) / batch["labels"].numel()
+        out = model(batch.clips, batch.boxes, return_logits=True)
+        loss = action_loss_sum(out.logits, batch.labels) / batch.labels.numel()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -69,9 +69,9 @@ def main(argv: list[str]) -> int:
     from torch.utils.data import DataLoader
 
     from avadet.config import load_config
-    from avadet.data import build_dataset, collate_ava
+    from avadet.data import collate
     from avadet.data.synthetic import make_synthetic
-    from avadet.engine import train
+    from avadet.engine import build_dataset, train
 
     with tempfile.TemporaryDirectory(prefix="avadet-bench-train-") as tmp:
         root = Path(args.data) if args.data else make_synthetic(Path(tmp) / "data", preset=args.preset)
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
 
         gen = torch.Generator().manual_seed(0)
         loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, drop_last=True,
-                            collate_fn=collate_ava, generator=gen)
+                            collate_fn=collate, generator=gen)
         # A few distinct batches, cycled: enough for compute-only timing without holding
         # every batch of the run in memory.
         cached = [b for _, b in zip(range(4), _cycle(loader))]
