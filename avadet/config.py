@@ -293,6 +293,11 @@ def load_config(
     return _from_dict(Config, data)
 
 
+def with_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """``cfg`` with ``section.key=value`` overrides applied (validated as in a file)."""
+    return _from_dict(Config, _merge(config_to_dict(cfg), parse_overrides(overrides)))
+
+
 def config_from_dict(data: dict) -> Config:
     return _from_dict(Config, data)
 

@@ -24,5 +24,9 @@ class FormatError(AvadetError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class WeightsUnavailable(AvadetError):
+    """Pretrained weights could not be downloaded and no local file was given."""
+
+
 class CheckpointError(AvadetError, ValueError):
     """A checkpoint cannot be read, or does not fit the model; the message lists the keys."""

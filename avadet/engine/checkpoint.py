@@ -198,3 +198,31 @@ def load_trained_model(
             f"{checkpoint}: {len(class_ids)} class ids but model.num_classes={cfg.model.num_classes}"
         )
     return model.to(device).eval(), cfg, class_ids
+
+
+# What a trained model owns besides its architecture: how its clips were sampled and
+# normalised. Running it otherwise feeds it inputs it never saw.
+CHECKPOINT_DATA_KEYS = ("num_frames", "sampling_rate", "mean", "std")
+
+
+def inference_config(trained: Config, user: Config) -> tuple[Config, list[str]]:
+    """The config a trained model runs with, for ``avadet test`` and ``avadet detect`` alike.
+
+    From the checkpoint (``trained``): the whole ``model`` section and
+    :data:`CHECKPOINT_DATA_KEYS` of ``data`` (sampling and normalisation). From ``user``:
+    everything else, the inference settings: where the data is and what it is (``data.root``,
+    the files, ``source``, ``fps``, the segment), the test input size
+    (``data.test_short_side``), the person-box threshold (``data.test_detection_score``),
+    and the ``test``/``train`` sections (batch size, protocol, device). A caller without a
+    config of its own passes ``trained`` with its overrides applied.
+
+    Returns ``(config, ignored)``: ``ignored`` names the settings of ``user`` that differ
+    from the checkpoint's and were not used (``"model.alpha"``, ``"data.num_frames"``...).
+    """
+    ignored = [f"model.{f.name}" for f in dataclasses.fields(trained.model)
+               if getattr(user.model, f.name) != getattr(trained.model, f.name)]
+    ignored += [f"data.{key}" for key in CHECKPOINT_DATA_KEYS
+                if getattr(user.data, key) != getattr(trained.data, key)]
+    data = dataclasses.replace(
+        user.data, **{key: getattr(trained.data, key) for key in CHECKPOINT_DATA_KEYS})
+    return dataclasses.replace(user, model=trained.model, data=data), ignored

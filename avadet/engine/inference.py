@@ -10,7 +10,6 @@ memory equals ``avadet eval`` on the written file.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -226,11 +225,6 @@ def default_output_csv(output_csv: str, checkpoint: PathLike) -> Path:
     return folder / target
 
 
-# Settings of the data a model was trained for; testing with others is allowed (another
-# short side, say) but worth a warning.
-_SAMPLING_KEYS = ("num_frames", "sampling_rate", "fps", "mean", "std", "test_short_side")
-
-
 def test(
     cfg: Config,
     checkpoint: PathLike,
@@ -242,22 +236,23 @@ def test(
     from ``data.val_boxes``, or the gt boxes when it is empty) with the model of
     ``checkpoint``, write the AVA prediction CSV atomically and evaluate it.
 
-    The model (architecture, weights, class ids) comes from the checkpoint; the data settings
-    from ``cfg``. ``output_csv``: where to write (default ``test.output_csv``, relative to the
+    The model (architecture, weights, class ids) and its clip sampling and normalisation come
+    from the checkpoint, the rest from ``cfg``
+    (:func:`~avadet.engine.checkpoint.inference_config`: the one rule ``avadet detect`` follows
+    too); a setting of ``cfg`` that the checkpoint overrules is logged as a warning. ``output_csv``: where to write (default ``test.output_csv``, relative to the
     checkpoint's run folder: see :func:`default_output_csv`). Under ``torchrun`` the keyframes are split over the processes and
     rank 0 writes and evaluates; the others return the same predictions and no file.
     """
-    from avadet.engine.checkpoint import load_trained_model
+    from avadet.engine.checkpoint import inference_config, load_trained_model
     from avadet.engine.distributed import init_distributed, teardown
 
     info = init_distributed(cfg.train.device)
     try:
         model, ckpt_cfg, class_ids = load_trained_model(checkpoint, device=info.device)
-        for key in _SAMPLING_KEYS:
-            trained, now = getattr(ckpt_cfg.data, key), getattr(cfg.data, key)
-            if trained != now and info.is_main:
-                logger.warning("data.%s is %r here but the model was trained with %r", key, now, trained)
-        run_cfg = dataclasses.replace(cfg, model=ckpt_cfg.model)
+        run_cfg, ignored = inference_config(ckpt_cfg, cfg)
+        if ignored and info.is_main:
+            logger.warning("the checkpoint decides %s: the config's values are not used",
+                           ", ".join(ignored))
         tables = read_split_tables(run_cfg, "val")
         dataset = build_dataset(run_cfg, "val", tables=tables)
         setup = eval_setup(run_cfg, class_ids, tables)

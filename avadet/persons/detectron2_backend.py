@@ -24,7 +24,7 @@ INSTALL_HINT = (
     "the detectron2 person detector needs detectron2, which is not installed. Install it "
     "for your torch and CUDA version as https://detectron2.readthedocs.io/en/latest/tutorials/"
     "install.html describes (e.g. pip install 'git+https://github.com/facebookresearch/"
-    "detectron2.git'), or use --persons torchvision (the default) or --persons csv"
+    "detectron2.git'), or use the torchvision (default) or csv person detector"
 )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avadet.errors import AvadetError, CheckpointError
+from avadet.errors import AvadetError, CheckpointError, WeightsUnavailable
 from avadet.persons.base import PersonBoxes, PersonDetector, normalise_boxes
 
 COCO_PERSON = 1
@@ -35,7 +35,7 @@ def _offline_message(exc: Exception) -> str:
     return (
         f"cannot download torchvision's Faster R-CNN weights ({exc}). On a machine with internet "
         f"fetch {WEIGHTS_URL} and either copy it to {hub}/ (torchvision then finds it) or pass "
-        "it with --detector-weights FILE; or use boxes from a CSV (--persons csv --boxes FILE)"
+        "give its path as the detector's weights file; or take the boxes from a CSV"
     )
 
 
@@ -83,7 +83,7 @@ def build_faster_rcnn(
                 weights=FasterRCNN_ResNet50_FPN_Weights.DEFAULT, **kwargs
             )
         except OSError as exc:  # URLError, no route, read-only cache
-            raise AvadetError(_offline_message(exc)) from None
+            raise WeightsUnavailable(_offline_message(exc)) from None
     elif weights is None:
         model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,
                                         **kwargs)

@@ -14,21 +14,20 @@ partial and is redone from scratch. Videos run in parallel processes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import multiprocessing
 import os
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import cv2
 from tqdm import tqdm
 
 from avadet.errors import AvadetError, FormatError
 from avadet.io import atomic_write
-from avadet.prep.cut import list_videos, setup_logging
+from avadet.prep.cut import list_videos
 from avadet.prep.media import iter_resampled_frames
 
 PathLike = Union[str, Path]
@@ -148,37 +147,3 @@ def extract_frames(
     if failed:
         raise AvadetError(f"{len(failed)} of {len(tasks)} videos failed: {', '.join(sorted(failed))}")
     return counts
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Extract JPEG frames (<vid>/<vid>_%06d.jpg, 1-based) at a fixed rate from "
-                    "cut AVA videos; resumable, parallel over videos.")
-    parser.add_argument("videos_dir", help="folder of cut videos")
-    parser.add_argument("frames_dir", help="output frames folder")
-    parser.add_argument("--fps", type=float, default=30.0, help="output frame rate (30)")
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality 0-100 (95)")
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-                        help="parallel processes")
-    parser.add_argument("--expected-frames", type=int, default=AVA_FRAMES,
-                        help="warn when a video has another count (27030 = 901 s x 30 fps; "
-                             "0 to disable)")
-    parser.add_argument("--log-file", help="also log to this file")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_file)
-    try:
-        counts = extract_frames(args.videos_dir, args.frames_dir, fps=args.fps,
-                                quality=args.quality, workers=args.workers,
-                                expected_frames=args.expected_frames or None,
-                                progress=not args.no_progress)
-    except AvadetError as exc:
-        LOG.error("%s", exc)
-        return 2
-    off = {v: n for v, n in counts.items() if args.expected_frames and n != args.expected_frames}
-    print(f"{len(counts)} videos extracted; {len(off)} with an unexpected frame count")
-    return 1 if off else 0

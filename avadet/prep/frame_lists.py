@@ -12,7 +12,6 @@ CSVs). The misspelt ``original_vido_id`` is the published header, kept verbatim.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -155,35 +154,3 @@ def make_frame_lists(
             handle.write(frame_list_text(kept, numbers, template=template))
         written[split] = path
     return written
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Write PySlowFast frame lists (train.csv, val.csv) from a frames folder; "
-                    "the videos of each split come from the AVA annotation CSVs.")
-    parser.add_argument("frames_dir", help="frames folder (<vid>/<vid>_%%06d.jpg)")
-    parser.add_argument("out_dir", help="output folder, e.g. data/ava/frame_lists")
-    parser.add_argument("--annotations-dir", required=True,
-                        help="folder with ava_train_v<version>.csv and ava_val_v<version>.csv")
-    parser.add_argument("--version", default="2.2", help="annotation version in the file names")
-    parser.add_argument("--expected-frames", type=int, default=27030,
-                        help="warn for videos with another frame count (0 to disable)")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from avadet.errors import AvadetError
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    ann = Path(args.annotations_dir)
-    try:
-        splits = {s: split_video_ids(ann / f"ava_{s}_v{args.version}.csv") for s in ("train", "val")}
-        written = make_frame_lists(args.frames_dir, args.out_dir, splits,
-                                   expected_frames=args.expected_frames or None)
-    except AvadetError as exc:
-        LOG.error("%s", exc)
-        return 2
-    for split, path in written.items():
-        print(f"{split}: {path}")
-    return 0

@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
+from avadet.api import detect_persons
 from avadet.cli import main
 from avadet.config import load_config
 from avadet.data.synthetic import make_synthetic
 from avadet.errors import AvadetError, CheckpointError
 from avadet.io import read_person_boxes
 from avadet.persons import CsvPersonBoxes, build_person_detector, normalise_boxes
-from avadet.persons.cli import detect_dataset_persons
 from avadet.persons.detectron2_backend import instances_to_person_boxes
 from avadet.persons.torchvision_backend import TorchvisionPersonDetector, build_faster_rcnn
 
@@ -101,7 +101,7 @@ def test_local_weights_file_and_offline_message(tmp_path, monkeypatch, synthetic
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
-    with pytest.raises(AvadetError, match="--detector-weights"):
+    with pytest.raises(AvadetError, match="weights file"):
         build_faster_rcnn(weights="default")
     # The command line prints it as one line, no traceback.
     code = main(["detect-persons", "--config", str(synthetic / "config.yaml"), "--out",
@@ -109,6 +109,7 @@ def test_local_weights_file_and_offline_message(tmp_path, monkeypatch, synthetic
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert err.count("\n") == 1 and "fasterrcnn_resnet50_fpn_coco" in err
+    assert "--detector-weights" in err  # the command names the flag that fixes it
 
 
 def test_detectron2_missing_says_how_to_install():
@@ -163,8 +164,8 @@ def test_detect_persons_writes_an_ava_box_csv(synthetic, tmp_path):
     cfg = load_config(synthetic / "config.yaml")
     boxes_csv = synthetic / "annotations" / "ava_val_predicted_boxes.csv"
     out = tmp_path / "boxes.csv"
-    df = detect_dataset_persons(cfg, CsvPersonBoxes(boxes_csv, min_score=0.5), out,
-                                split="val", progress=False)
+    df = detect_persons(cfg, CsvPersonBoxes(boxes_csv, min_score=0.5), out,
+                        split="val", progress=False)
     back = read_person_boxes(out)
     ref = read_person_boxes(boxes_csv, min_score=0.5)
     assert len(back) == len(df) == len(ref)

@@ -139,16 +139,16 @@ def test_unreadable_video_names_the_file(tmp_path: Path) -> None:
 
 
 def test_command_lines(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from avadet.prep import cut, extract
+    from avadet.cli import main
 
     make_video(tmp_path / "raw" / "movie.mp4", 120, 30)
-    assert cut.main([str(tmp_path / "raw"), str(tmp_path / "cut"), "--start", "1", "--duration", "2",
+    assert main(["cut-videos", str(tmp_path / "raw"), str(tmp_path / "cut"), "--start", "1", "--duration", "2",
                      "--no-progress"]) == 0
     assert "cut 1 videos" in capsys.readouterr().out
     # 60 frames where 27,030 are expected: reported, exit status 1.
-    assert extract.main([str(tmp_path / "cut"), str(tmp_path / "frames"), "--workers", "1",
+    assert main(["extract-frames", str(tmp_path / "cut"), str(tmp_path / "frames"), "--workers", "1",
                          "--no-progress"]) == 1
     assert "1 with an unexpected frame count" in capsys.readouterr().out
-    assert extract.main([str(tmp_path / "cut"), str(tmp_path / "frames"), "--workers", "1",
+    assert main(["extract-frames", str(tmp_path / "cut"), str(tmp_path / "frames"), "--workers", "1",
                          "--expected-frames", "60", "--no-progress"]) == 0
-    assert cut.main([str(tmp_path / "nowhere"), str(tmp_path / "x"), "--no-progress"]) == 2
+    assert main(["cut-videos", str(tmp_path / "nowhere"), str(tmp_path / "x"), "--no-progress"]) == 2

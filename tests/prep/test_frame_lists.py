@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from avadet.cli import main
 from avadet.io import read_frame_list
 from avadet.prep.frame_lists import (
     HEADER,
-    main,
     make_frame_lists,
     split_video_ids,
     write_frame_list,
@@ -67,12 +67,13 @@ def test_main_uses_the_annotation_splits(tmp_path: Path) -> None:
     ann.mkdir()
     (ann / "ava_train_v2.2.csv").write_text("tr,0902,0.1,0.1,0.5,0.5,1,0\n")
     (ann / "ava_val_v2.2.csv").write_text("va,0902,0.1,0.1,0.5,0.5,1,0\n")
-    assert main([str(frames), str(tmp_path / "fl"), "--annotations-dir", str(ann), "--expected-frames", "0"]) == 0
+    assert main(["make-frame-lists", str(frames), str(tmp_path / "fl"), "--annotations-dir", str(ann), "--expected-frames", "0"]) == 0
     assert read_frame_list(tmp_path / "fl" / "val.csv").original_video_id.tolist() == ["va", "va"]
-    assert main([str(frames), str(tmp_path / "fl"), "--annotations-dir", str(tmp_path / "nowhere")]) == 2
+    assert main(["make-frame-lists", str(frames), str(tmp_path / "fl"), "--annotations-dir", str(tmp_path / "nowhere")]) == 2
 
 
-@pytest.mark.parametrize("script", ["download_annotations", "cut_videos", "extract_frames", "make_frame_lists"])
+@pytest.mark.parametrize("script", ["download_annotations", "cut_videos", "extract_frames", "make_frame_lists",
+                                    "convert_annotations", "detect_persons"])
 def test_data_prep_scripts_show_help(script: str) -> None:
     out = subprocess.run([sys.executable, str(REPO / "data_prep" / f"{script}.py"), "--help"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)

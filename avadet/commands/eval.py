@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from avadet.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from avadet.evaluation.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+
     parser.add_argument("gt", help="ground-truth CSV (AVA format, e.g. ava_val_v2.2.csv)")
     parser.add_argument("pred", help="prediction CSV: video,timestamp,x1,y1,x2,y2,action,score")
     parser.add_argument(
@@ -26,22 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avadet.evaluation.frame_map import evaluate_files
-    from avadet.evaluation.report import format_table, write_json
+    from avadet.api.evaluation import evaluate, format_table, write_outputs
 
-    result = evaluate_files(
-        args.gt, args.pred, args.labelmap, args.exclusions, protocol=args.protocol,
-        keep_curves=bool(args.plots),
-    )
+    result = evaluate(args.gt, args.pred, args.labelmap, args.exclusions,
+                      protocol=args.protocol, keep_curves=bool(args.plots))
     for message in result.warnings:
         print(f"avadet eval: warning: {message}", file=sys.stderr)
     print(format_table(result))
-    if args.json:
-        write_json(args.json, result)
-        print(f"wrote {args.json}")
-    if args.plots:
-        from avadet.evaluation.plots import save_plots
-
-        for path in save_plots(result, args.plots):
-            print(f"wrote {path}")
+    for path in write_outputs(result, json_path=args.json, plots_dir=args.plots):
+        print(f"wrote {path}")
     return 0

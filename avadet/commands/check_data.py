@@ -11,11 +11,11 @@ import json
 import os
 import sys
 
+from avadet.commands._common import add_config_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="the training config (YAML)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. data.root=/data/ava")
+    add_config_arguments(parser, help="the training config (YAML)")
     parser.add_argument("--full-scan", action="store_true",
                         help="decode every frame (default: list folders, read headers and "
                              "decode a sample of frames per video)")
@@ -30,14 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avadet.config import load_config
-    from avadet.doctor.checks import run_checks
+    from avadet import api
     from avadet.doctor.report import format_report, report_to_dict, write_report_json
 
-    cfg = load_config(args.config, args.overrides)
     to_stdout = args.json == "-"
-    report = run_checks(cfg, full_scan=args.full_scan, sample=args.sample,
-                        workers=args.workers, progress=not (args.quiet or to_stdout))
+    report = api.check_data(args.config, args.overrides, full_scan=args.full_scan,
+                            sample=args.sample, workers=args.workers,
+                            progress=not (args.quiet or to_stdout))
     if to_stdout:
         json.dump(report_to_dict(report), sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")

@@ -1,0 +1,189 @@
+"""Action detection on a video file with a trained checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from avadet.api._config import ConfigLike, as_config
+from avadet.config import Config, with_overrides
+from avadet.data import DatasetFiles
+from avadet.detect import ClipDetector, ClipSettings, DetectResult
+from avadet.detect.outputs import (
+    prediction_table,
+    summary,
+    top_actions,
+    write_json,
+    write_predictions_csv,
+)
+from avadet.engine.build import dataset_files
+from avadet.engine.checkpoint import inference_config, load_trained_model
+from avadet.errors import AvadetError, FormatError
+from avadet.io import LabelMap, read_labelmap
+from avadet.persons import CsvPersonBoxes, PersonDetector, PersonDetectorChoice
+
+logger = logging.getLogger("avadet.detect")
+PathLike = Union[str, Path]
+
+
+@dataclass
+class DetectOutputs:
+    """What :func:`detect_video` found and wrote: ``csv`` (AVA prediction rows), ``json``
+    (per keyframe and person: track id, box, top actions), ``annotated`` (the video with boxes
+    and actions drawn; None when not asked for), ``log`` (the run's log file)."""
+
+    result: DetectResult
+    csv: Path
+    json: Path
+    annotated: Optional[Path]
+    log: Path
+    persons: str
+
+    def speed_line(self) -> str:
+        """One line: what was processed and how fast, stage by stage."""
+        r, t = self.result, self.result.timings
+        people = sum(len(k.boxes) for k in r.keyframes)
+        return (f"{r.num_frames} frames ({r.duration:.1f} s at {r.fps:.3g} fps), "
+                f"{len(r.keyframes)} keyframes, {people} person boxes; "
+                f"{r.duration / max(t['total'], 1e-9):.2f} s of video per second "
+                f"(decode {t['decode']:.1f} s, persons {t['persons']:.1f} s, "
+                f"actions {t['actions']:.1f} s, render {t['render']:.1f} s)")
+
+
+def run_config(trained: Config, config: Optional[ConfigLike],
+               overrides: Sequence[str] = ()) -> Config:
+    """The config a checkpoint runs with: ``config`` (or, without one, the checkpoint's own
+    with ``overrides``) under the checkpoint's model and sampling
+    (:func:`~avadet.engine.checkpoint.inference_config`); overruled settings are logged."""
+    user = as_config(config, overrides) if config is not None else with_overrides(trained, overrides)
+    cfg, ignored = inference_config(trained, user)
+    if ignored:
+        logger.warning("the checkpoint decides %s: the config's values are not used",
+                       ", ".join(ignored))
+    return cfg
+
+
+def _labelmap(files: DatasetFiles, path: Optional[PathLike]) -> Optional[LabelMap]:
+    if path:
+        return read_labelmap(path)  # asked for explicitly: a bad file is an error
+    resolved = files.labelmap
+    if resolved is None or not resolved.is_file():
+        logger.info("label map %s not found: classes are shown by id", resolved)
+        return None
+    try:
+        return read_labelmap(resolved)
+    except FormatError as exc:
+        logger.warning("label map unreadable (%s): classes are shown by id", exc)
+        return None
+
+
+def _check_csv_boxes(persons: PersonDetector, video_id: str) -> None:
+    if isinstance(persons, CsvPersonBoxes) and not persons.has_video(video_id):
+        some = ", ".join(persons.video_ids[:5]) or "none"
+        more = " ..." if len(persons.video_ids) > 5 else ""
+        raise AvadetError(f"{persons.path}: no boxes for video id {video_id!r} (ids in the "
+                          f"file: {some}{more}); give the video id the file uses")
+
+
+@dataclass
+class _Run:
+    """Where one detection run writes: ``<out>/<stem>.{csv,json,log}`` and the video."""
+
+    out_dir: Path
+    stem: str
+
+    def path(self, suffix: str) -> Path:
+        return self.out_dir / f"{self.stem}{suffix}"
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_logger = logging.getLogger("avadet")
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
+    return handler
+
+
+def detect_video(
+    video: PathLike,
+    checkpoint: PathLike,
+    out_dir: PathLike,
+    *,
+    config: Optional[ConfigLike] = None,
+    overrides: Sequence[str] = (),
+    persons: Union[PersonDetector, PersonDetectorChoice, None] = None,
+    person_threshold: Optional[float] = None,
+    labelmap: Optional[PathLike] = None,
+    interval: float = 1.0,
+    start: float = 0.0,
+    top_k: int = 0,
+    show_top: int = 3,
+    video_id: Optional[str] = None,
+    timestamp_offset: float = 0.0,
+    write_video: bool = True,
+    device: str = "cpu",
+    progress: bool = True,
+) -> DetectOutputs:
+    """Detect people and their actions on ``video`` with the model of ``checkpoint``.
+
+    Keyframes every ``interval`` seconds from ``start``; person boxes from ``persons`` (a
+    detector, or the choice of one to build at ``person_threshold``, default the config's
+    ``data.test_detection_score``; default torchvision's Faster R-CNN); action scores per box; ids kept across keyframes by IoU.
+    Writes ``<stem>.csv`` (AVA rows: every class, or the ``top_k`` best), ``<stem>.json``,
+    ``<stem>_annotated.mp4`` (``write_video``) and ``<stem>.log`` into ``out_dir``.
+    ``video_id`` and ``timestamp_offset`` make the CSV's keys (and those a CSV person-box
+    source is looked up by), e.g. offset 900 for a cut AVA segment.
+    """
+    video = Path(video)
+    if not video.is_file():
+        raise FormatError(video, "video not found")
+    run = _Run(Path(out_dir), video.stem)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log(run.path(".log"))
+    try:
+        return _detect(video, checkpoint, run, config=config, overrides=overrides,
+                       persons=persons, person_threshold=person_threshold, labelmap=labelmap,
+                       interval=interval, start=start, top_k=top_k, show_top=show_top,
+                       video_id=video_id or video.stem, timestamp_offset=timestamp_offset,
+                       write_video=write_video, device=device, progress=progress)
+    finally:
+        logging.getLogger("avadet").removeHandler(handler)
+        handler.close()
+
+
+def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, persons,
+            person_threshold, labelmap, interval, start, top_k, show_top, video_id,
+            timestamp_offset, write_video, device, progress) -> DetectOutputs:
+    model, trained, class_ids = load_trained_model(checkpoint, device=device)
+    cfg = run_config(trained, config, overrides)
+    names_map = _labelmap(dataset_files(cfg.data), labelmap)
+    threshold = person_threshold if person_threshold is not None else cfg.data.test_detection_score
+    if not isinstance(persons, PersonDetector):
+        persons = (persons or PersonDetectorChoice()).build(score_threshold=threshold,
+                                                            device=device)
+    _check_csv_boxes(persons, video_id)
+    names = names_map.names if names_map is not None else {}
+
+    def labels_of(row):
+        return [f"{names.get(c, str(c))} {s:.2f}" for c, s in top_actions(row, class_ids, show_top)]
+
+    runner = ClipDetector(model, ClipSettings.from_config(cfg), class_ids, persons,
+                          interval=interval, start=start, device=device)
+    annotated = run.path("_annotated.mp4") if write_video else None
+    logger.info("detect %s: checkpoint %s, persons: %s", video, checkpoint, persons.describe())
+    result = runner.run(video, video_id=video_id, timestamp_offset=timestamp_offset,
+                        annotated_path=annotated, labels_of=labels_of, progress=progress)
+    csv_path = write_predictions_csv(
+        run.path(".csv"),
+        prediction_table(result, timestamp_offset=timestamp_offset, top_k=top_k))
+    doc = summary(result, labelmap=names_map, timestamp_offset=timestamp_offset,
+                  show_top=show_top,
+                  extra={"checkpoint": str(checkpoint), "persons": persons.describe(),
+                         "person_threshold": threshold, "interval": interval, "start": start})
+    outputs = DetectOutputs(result, csv_path, write_json(run.path(".json"), doc), annotated,
+                            run.path(".log"), persons.describe())
+    logger.info(outputs.speed_line())
+    return outputs

@@ -1,0 +1,70 @@
+"""``avadet detect VIDEO --checkpoint CKPT --out DIR [--config CFG] [key=value ...]``: action
+detection on a video file (see docs/detect.md).
+
+Writes ``DIR/<name>.csv`` (AVA prediction rows), ``DIR/<name>.json`` (per keyframe and person:
+track id, box, top actions) and ``DIR/<name>_annotated.mp4`` (same frame count and rate as the
+input), and logs to ``DIR/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from avadet.commands._common import (
+    add_detector_arguments,
+    add_threads_argument,
+    detector_choice,
+    set_threads,
+    weights_hint,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", help="video file (any container PyAV/ffmpeg reads)")
+    parser.add_argument("--checkpoint", required=True, help="avadet checkpoint (.pt)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--config", help="config whose data and inference settings apply "
+                                         "(the model, its sampling and normalisation always "
+                                         "come from the checkpoint)")
+    parser.add_argument("--labelmap", help="label map (.pbtxt) for class names "
+                                           "(default: the config's data.labelmap)")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="seconds between keyframes (default: %(default)s)")
+    parser.add_argument("--start", type=float, default=0.0,
+                        help="time of the first keyframe in seconds (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=0,
+                        help="CSV rows per person: the K best classes (0: every class, as "
+                             "AVA prediction files; default)")
+    parser.add_argument("--show-top", type=int, default=3,
+                        help="actions drawn and listed in the JSON per person (default: 3)")
+    parser.add_argument("--video-id", help="video id in the CSV (default: the file name stem)")
+    parser.add_argument("--timestamp-offset", type=float, default=0.0,
+                        help="added to the keyframe times in the outputs and CSV box lookups "
+                             "(e.g. 900 for a cut AVA segment)")
+    parser.add_argument("--no-video", action="store_true", help="skip the annotated video")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_threads_argument(parser)
+    parser.add_argument("--no-progress", action="store_true")
+    add_detector_arguments(parser)
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="overrides of the inference settings, e.g. data.test_detection_score=0.6")
+
+
+def run(args: argparse.Namespace) -> int:
+    from avadet import api
+
+    set_threads(args.threads)
+    with weights_hint():
+        out = api.detect_video(
+            args.video, args.checkpoint, args.out, config=args.config, overrides=args.overrides,
+            persons=detector_choice(args), person_threshold=args.person_threshold,
+            labelmap=args.labelmap, interval=args.interval, start=args.start,
+            top_k=args.top_k, show_top=args.show_top, video_id=args.video_id,
+            timestamp_offset=args.timestamp_offset, write_video=not args.no_video,
+            device=args.device, progress=not args.no_progress,
+        )
+    print(out.speed_line())
+    for path in (out.csv, out.json, out.annotated):
+        if path is not None:
+            print(f"wrote {path}")
+    return 0
