@@ -5,8 +5,9 @@ A top-level consumer: it imports :mod:`avadet.io`, :mod:`avadet.data` and :mod:`
 nothing imports it.
 """
 
-from avadet.doctor.checks import DoctorReport, expected_frame_counts, run_checks
+from avadet.doctor.checks import DoctorReport, run_checks
 from avadet.doctor.findings import Finding
+from avadet.doctor.media_checks import expected_frame_counts
 from avadet.doctor.report import format_report, report_to_dict
 
 __all__ = ["DoctorReport", "Finding", "expected_frame_counts", "format_report",

@@ -2,7 +2,7 @@
 container headers. Decoding every frame happens only with ``full_scan``.
 
 :func:`inspect_frames` and :func:`inspect_video` return a :class:`MediaFacts` each; the checks
-in :mod:`avadet.doctor.checks` turn many of them into findings. Both are thread-safe and
+in :mod:`avadet.doctor.media_checks` turn many of them into findings. Both are thread-safe and
 release the GIL in their I/O and decoding, so a thread pool runs them in parallel.
 """
 

@@ -12,6 +12,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -104,6 +105,30 @@ def read_raw_table(path: Path, *, action_required: bool = True) -> RawTable:
         empty = empty.assign(line=pd.Series(dtype=np.int64), fields=pd.Series(dtype=np.int64))
         return RawTable(path, empty, np.zeros(0, bool), np.zeros(0, object), False, data, offsets)
     body = b"\n".join(data[a:b] for a, b in offsets) if blank.any() else data
+    frame, text = _parse_fields(path, body, offsets, fields, data)
+    rows = pd.DataFrame({
+        "video_id": frame["video_id"].astype(str).to_numpy(),
+        **{n: frame[n].to_numpy(np.float64) for n in _NAMES[1:8]},
+        "line": numbers,
+        "fields": fields,
+    })
+    reasons = _reject_reasons(rows, text, fields, action_required)
+    malformed = reasons != ""
+    header = bool(malformed[0]) and bool(np.isnan(rows["timestamp"].to_numpy()[0]))
+    return RawTable(path, rows, malformed, reasons, header, data, offsets)
+
+
+def _parse_fields(path: Path, body: bytes, offsets: np.ndarray, fields: np.ndarray,
+                  data: bytes) -> tuple[pd.DataFrame, Optional[pd.DataFrame]]:
+    """The ``(L,)`` non-blank lines of ``body`` split into the columns of ``_NAMES``.
+
+    Args:
+        offsets: ``(L, 2)`` byte ranges of those lines in ``data``. fields: ``(L,)`` their
+            field counts.
+    Returns:
+        the table with numeric columns as float64 (NaN where empty or not a number), and
+        the same fields as text when some field is not a number (None for a clean file).
+    """
     if any(f > len(_NAMES) for f in fields.tolist()):  # more fields than read_csv takes
         body = b"\n".join(b",".join(data[a:b].split(b",")[: len(_NAMES)]) for a, b in offsets)
     read = dict(header=None, names=_NAMES, engine="c", skip_blank_lines=False,
@@ -120,12 +145,13 @@ def read_raw_table(path: Path, *, action_required: bool = True) -> RawTable:
             frame[name] = pd.to_numeric(text[name].str.strip(), errors="coerce")
     if len(frame) != len(offsets):  # cannot happen without quoting; never misalign lines
         raise FormatError(path, f"read {len(frame)} rows from {len(offsets)} lines")
-    rows = pd.DataFrame({
-        "video_id": frame["video_id"].astype(str).to_numpy(),
-        **{n: frame[n].to_numpy(np.float64) for n in _NAMES[1:8]},
-        "line": numbers,
-        "fields": fields,
-    })
+    return frame, text
+
+
+def _reject_reasons(rows: pd.DataFrame, text: Optional[pd.DataFrame], fields: np.ndarray,
+                    action_required: bool) -> np.ndarray:
+    """``(N,)`` object: why a strict reader rejects each row, the first reason found ("" for
+    a row it accepts). ``text``: the fields as text, None when every field parsed."""
     reasons = np.full(len(rows), "", dtype=object)
 
     def reject(mask: np.ndarray, why: str) -> None:
@@ -153,9 +179,7 @@ def read_raw_table(path: Path, *, action_required: bool = True) -> RawTable:
     reject(~action_empty & np.isnan(action), "action id is not a number")
     reject(~np.isnan(action) & (action != np.floor(action)), "action id is not an integer")
     reject(~empty("last") & np.isnan(rows["last"].to_numpy()), "column 8 is not a number")
-    malformed = reasons != ""
-    header = bool(malformed[0]) and bool(np.isnan(stamp[0]))
-    return RawTable(path, rows, malformed, reasons, header, data, offsets)
+    return reasons
 
 
 def best_iou(gt: pd.DataFrame, boxes: pd.DataFrame) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Union
 
 import numpy as np
 
-from avadet.evaluation.frame_map import EvalResult
+from avadet.evaluation.result import EvalResult
 
 PathLike = Union[str, Path]
 

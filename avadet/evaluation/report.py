@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Union
 
-from avadet.evaluation.frame_map import EvalResult
+from avadet.evaluation.result import EvalResult
 
 PathLike = Union[str, Path]
 

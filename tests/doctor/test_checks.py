@@ -14,8 +14,7 @@ import pytest
 from avadet.cli import main as cli_main
 from avadet.config import load_config
 from avadet.data import synthetic as syn
-from avadet.doctor import run_checks
-from avadet.doctor.checks import DoctorReport, expected_frame_counts
+from avadet.doctor import DoctorReport, expected_frame_counts, run_checks
 from avadet.prep.media import open_video_writer
 
 ANN = "annotations"
