@@ -193,6 +193,7 @@ class ResStage(nn.Module):
         nonlocal_instantiation: str = "dot_product",
     ):
         super().__init__()
+        self.out_channels = out_channels
         kernels = expand_temporal_kernels(temporal_kernels, num_blocks)
         self.blocks = nn.ModuleList(
             Bottleneck(
