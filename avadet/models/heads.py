@@ -42,6 +42,11 @@ class AVAHead(nn.Module):
     :class:`HeadOutput` with ``(K, num_classes)`` scores. The activation (sigmoid by default,
     as PySlowFast applies it inside the model) is applied in train and eval mode alike;
     train on ``logits`` with ``BCEWithLogits``.
+
+    ``aligned``: torchvision's half-pixel RoIAlign (PySlowFast's ``DETECTION.ALIGNED``, True
+    by default there and in :class:`~avadet.config.ModelConfig`); PySlowFast's Caffe2-era AVA
+    models and pytorchvideo's ``slowfast_r50_detection`` were trained with False. The
+    defaults are ModelConfig's.
     """
 
     def __init__(
@@ -53,7 +58,7 @@ class AVAHead(nn.Module):
         output_size: int = 7,
         spatial_scale: float = 1.0 / 16,
         sampling_ratio: int = 0,
-        aligned: bool = False,
+        aligned: bool = True,
         activation: str = "sigmoid",
     ):
         super().__init__()
@@ -91,17 +96,18 @@ class KineticsHead(nn.Module):
     """Clip classifier: global average pool per pathway, concatenate, dropout, linear.
 
     Features ``[(N, C_p, T_p, h, w)]`` -> :class:`HeadOutput` with ``(N, num_classes)``. The
-    activation (softmax by default) is applied in eval mode only, as PySlowFast does; in train
-    mode ``scores`` are the logits.
+    activation is applied in eval mode only, as PySlowFast does; in train mode ``scores`` are
+    the logits. ``num_classes`` and ``activation`` have no default: ModelConfig's (80, sigmoid)
+    are the AVA head's, and Kinetics checkpoints want 400 and softmax, so the caller says which.
     """
 
     def __init__(
         self,
         *,
         in_channels: Sequence[int],
-        num_classes: int = 400,
+        num_classes: int,
+        activation: str,
         dropout: float = 0.5,
-        activation: str = "softmax",
     ):
         super().__init__()
         if activation not in ACTIVATIONS:

@@ -318,8 +318,8 @@ class SlowFast(nn.Module):
 
 
 class SlowOnly(nn.Module):
-    """The Slow pathway alone, no laterals. ``[clip (N, 3, T, H, W)]`` ->
-    ``[(N, 32*w, T, H/s, W/s)]``; arguments as in :class:`SlowFast`."""
+    """The Slow pathway alone, no laterals. A clip ``(N, 3, T, H, W)`` (or ``[clip]``) ->
+    ``[(N, 32*w, T, H/s, W/s)]``; arguments and defaults as in :class:`SlowFast`."""
 
     def __init__(
         self,
@@ -331,7 +331,7 @@ class SlowOnly(nn.Module):
         res5_stride: int = 1,
         res5_dilation: int = 2,
         nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
-        nonlocal_pool: Sequence[int] = (1, 2, 2),
+        nonlocal_pool: Sequence[int] = (2, 2, 2),
         nonlocal_instantiation: str = "dot_product",
     ):
         super().__init__()
