@@ -181,7 +181,7 @@ def config_from_pyslowfast_cfg(yaml_text: str) -> ModelConfig:
         dropout=float(get("MODEL", "DROPOUT_RATE", 0.5)),
         roi_output_size=int(get("DETECTION", "ROI_XFORM_RESOLUTION", 7)),
         roi_sampling_ratio=0,
-        roi_aligned=bool(get("DETECTION", "ALIGNED", False)),
+        roi_aligned=bool(get("DETECTION", "ALIGNED", True)),  # PySlowFast defaults.py: True
         roi_spatial_scale=1.0 / float(get("DETECTION", "SPATIAL_SCALE_FACTOR", 16)),
         head_activation=str(get("MODEL", "HEAD_ACT", "sigmoid" if detection else "softmax")),
     )

@@ -115,6 +115,10 @@ def test_kinetics_and_unsupported_pyslowfast_cfgs(data_dir):
     cfg = config_from_pyslowfast_cfg(yaml.safe_dump(raw))
     assert (cfg.head, cfg.res5_dilation, cfg.num_classes, cfg.head_activation) == ("kinetics", 1, 400, "softmax")
     assert build_model(cfg).backbone.feature_stride == 32
+    # A setting the cfg leaves out takes PySlowFast's default, e.g. DETECTION.ALIGNED: True.
+    assert raw["DETECTION"]["ALIGNED"] is False and cfg.roi_aligned is False
+    del raw["DETECTION"]["ALIGNED"]
+    assert config_from_pyslowfast_cfg(yaml.safe_dump(raw)).roi_aligned is True
     raw["RESNET"]["NUM_GROUPS"] = 32
     with pytest.raises(ConfigError, match="NUM_GROUPS"):
         config_from_pyslowfast_cfg(yaml.safe_dump(raw))
