@@ -72,6 +72,14 @@ class AVAHead(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.projection = nn.Linear(sum(in_channels), num_classes)
 
+    def extra_repr(self) -> str:
+        # Settings that are no submodule, so that print(model) shows the whole head.
+        return (
+            f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+            f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}, "
+            f"activation={self.activation!r}"
+        )
+
     def forward(self, features: Sequence[torch.Tensor], boxes: torch.Tensor) -> HeadOutput:
         if boxes.ndim != 2 or boxes.shape[1] != 5:
             raise ValueError(f"boxes must be (K, 5) [batch_index, x1, y1, x2, y2], got {tuple(boxes.shape)}")
@@ -115,6 +123,9 @@ class KineticsHead(nn.Module):
         self.activation = activation
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.projection = nn.Linear(sum(in_channels), num_classes)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
 
     def forward(
         self, features: Sequence[torch.Tensor], boxes: Optional[torch.Tensor] = None

@@ -158,6 +158,9 @@ class Lateral(nn.Module):
             self.projection = nn.Conv3d(natural, out_channels, kernel_size=1, bias=False)
         self.out_channels = out_channels if out_channels is not None else natural
 
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, alpha={self.alpha}"
+
     def forward(self, fast: torch.Tensor) -> torch.Tensor:
         if self.kind == "conv":
             return self.relu(self.bn(self.conv(fast)))
