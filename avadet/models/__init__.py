@@ -7,7 +7,8 @@ Three lines, no config::
                         AVAHead(in_channels=(2048, 256), num_classes=80))
     scores = model(clip, boxes)  # (K, 80); clip (N, 3, 32, H, W), boxes (K, 5) in input pixels
 
-Or from a config: :func:`build_model`; from a PySlowFast checkpoint:
+Or from a config: :func:`build_model`; a published model by name: :func:`slowfast_32x2_r50`
+and the others in :data:`PUBLISHED_MODELS`; from a PySlowFast checkpoint:
 :func:`build_model_from_checkpoint`. See docs/models.md.
 """
 
@@ -21,6 +22,13 @@ from avadet.models.checkpoint import (
 )
 from avadet.models.flops import FlopCount, count_conv_flops, pathway_shares
 from avadet.models.heads import ActionModel, AVAHead, HeadOutput, KineticsHead
+from avadet.models.published import (
+    PUBLISHED_MODELS,
+    slow_8x8_r50,
+    slowfast_32x2_r50,
+    slowfast_32x2_r101_50_50,
+    slowfast_r50_detection,
+)
 from avadet.models.resnet3d import Bottleneck, NonLocal, ResStage, Stem
 from avadet.models.slowfast import Lateral, SlowFast, SlowOnly, slow_pathway_positions
 
@@ -34,6 +42,7 @@ __all__ = [
     "Lateral",
     "LoadReport",
     "NonLocal",
+    "PUBLISHED_MODELS",
     "ResStage",
     "SlowFast",
     "SlowOnly",
@@ -47,5 +56,9 @@ __all__ = [
     "model_config_from_checkpoint",
     "pathway_shares",
     "read_checkpoint",
+    "slow_8x8_r50",
     "slow_pathway_positions",
+    "slowfast_32x2_r101_50_50",
+    "slowfast_32x2_r50",
+    "slowfast_r50_detection",
 ]

@@ -13,10 +13,6 @@ from avadet.errors import ConfigError
 from avadet.models.heads import ActionModel, AVAHead, KineticsHead
 from avadet.models.slowfast import SlowFast, SlowOnly
 
-# Stem kernel of each pathway (PySlowFast's _TEMPORAL_KERNEL_BASIS, first row).
-SLOW_STEM_KERNEL = 1
-FAST_STEM_KERNEL = 5
-
 
 def _res5(cfg: ModelConfig) -> dict[str, int]:
     # Detection keeps res5 at stride 16 by dilating it; Kinetics strides it to 32.
@@ -26,38 +22,53 @@ def _res5(cfg: ModelConfig) -> dict[str, int]:
 
 
 def build_backbone(cfg: ModelConfig) -> Union[SlowFast, SlowOnly]:
-    """The backbone that ``cfg`` describes."""
+    """The backbone that ``cfg`` describes. The stems' temporal kernels are not settings: they
+    are the constructors' (PySlowFast's 1 for Slow, 5 for Fast)."""
+    # What Slow-only shares with SlowFast's Slow pathway.
+    shared: dict[str, Any] = dict(
+        depth=cfg.depth,
+        width_per_group=cfg.width_per_group,
+        nonlocal_pool=cfg.nonlocal_pool,
+        nonlocal_instantiation=cfg.nonlocal_instantiation,
+        **_res5(cfg),
+    )
     if cfg.arch == "slowfast":
         return SlowFast(
-            depth=cfg.depth,
-            width_per_group=cfg.width_per_group,
             alpha=cfg.alpha,
             beta_inv=cfg.beta_inv,
             fusion_conv_channel_ratio=cfg.fusion_conv_channel_ratio,
             lateral=cfg.lateral,
             lateral_kernel=cfg.fusion_kernel_size,
             fusion=cfg.fusion,
-            slow_stem_kernel=SLOW_STEM_KERNEL,
-            fast_stem_kernel=FAST_STEM_KERNEL,
             slow_temporal_kernels=cfg.slow_temporal_kernels,
             fast_temporal_kernels=cfg.fast_temporal_kernels,
             slow_nonlocal=cfg.nonlocal_blocks,
-            nonlocal_pool=cfg.nonlocal_pool,
-            nonlocal_instantiation=cfg.nonlocal_instantiation,
-            **_res5(cfg),
+            **shared,
         )
     if cfg.arch == "slow":
-        return SlowOnly(
-            depth=cfg.depth,
-            width_per_group=cfg.width_per_group,
-            stem_kernel=SLOW_STEM_KERNEL,
-            temporal_kernels=cfg.slow_temporal_kernels,
-            nonlocal_blocks=cfg.nonlocal_blocks,
-            nonlocal_pool=cfg.nonlocal_pool,
-            nonlocal_instantiation=cfg.nonlocal_instantiation,
-            **_res5(cfg),
-        )
+        return SlowOnly(temporal_kernels=cfg.slow_temporal_kernels, nonlocal_blocks=cfg.nonlocal_blocks, **shared)
     raise ConfigError(f"model.arch: expected 'slowfast' or 'slow', got {cfg.arch!r}")
+
+
+def _build_head(cfg: ModelConfig, in_channels: tuple[int, ...]) -> Union[AVAHead, KineticsHead]:
+    # What both heads share: the classifier on the pooled, concatenated pathways.
+    shared: dict[str, Any] = dict(
+        in_channels=in_channels,
+        num_classes=cfg.num_classes,
+        dropout=cfg.dropout,
+        activation=cfg.head_activation,
+    )
+    if cfg.head == "ava":
+        return AVAHead(
+            output_size=cfg.roi_output_size,
+            spatial_scale=cfg.roi_spatial_scale,
+            sampling_ratio=cfg.roi_sampling_ratio,
+            aligned=cfg.roi_aligned,
+            **shared,
+        )
+    if cfg.head == "kinetics":
+        return KineticsHead(**shared)
+    raise ConfigError(f"model.head: expected 'ava' or 'kinetics', got {cfg.head!r}")
 
 
 def build_model(
@@ -87,27 +98,7 @@ def build_model(
         backbone = build_backbone(cfg)
     except ValueError as exc:  # bad argument combinations surface as config errors
         raise ConfigError(f"model: {exc}") from None
-    if cfg.head == "ava":
-        head = AVAHead(
-            in_channels=backbone.out_channels,
-            num_classes=cfg.num_classes,
-            dropout=cfg.dropout,
-            output_size=cfg.roi_output_size,
-            spatial_scale=cfg.roi_spatial_scale,
-            sampling_ratio=cfg.roi_sampling_ratio,
-            aligned=cfg.roi_aligned,
-            activation=cfg.head_activation,
-        )
-    elif cfg.head == "kinetics":
-        head = KineticsHead(
-            in_channels=backbone.out_channels,
-            num_classes=cfg.num_classes,
-            dropout=cfg.dropout,
-            activation=cfg.head_activation,
-        )
-    else:
-        raise ConfigError(f"model.head: expected 'ava' or 'kinetics', got {cfg.head!r}")
-    return ActionModel(backbone, head)
+    return ActionModel(backbone, _build_head(cfg, backbone.out_channels))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +181,7 @@ def config_from_pyslowfast_cfg(yaml_text: str) -> ModelConfig:
         dropout=float(get("MODEL", "DROPOUT_RATE", 0.5)),
         roi_output_size=int(get("DETECTION", "ROI_XFORM_RESOLUTION", 7)),
         roi_sampling_ratio=0,
-        roi_aligned=bool(get("DETECTION", "ALIGNED", False)),
+        roi_aligned=bool(get("DETECTION", "ALIGNED", True)),  # PySlowFast defaults.py: True
         roi_spatial_scale=1.0 / float(get("DETECTION", "SPATIAL_SCALE_FACTOR", 16)),
         head_activation=str(get("MODEL", "HEAD_ACT", "sigmoid" if detection else "softmax")),
     )

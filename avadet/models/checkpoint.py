@@ -155,113 +155,148 @@ def _torch_load(data: bytes, path: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Key maps: checkpoint name -> avadet name (None: not a model tensor of ours)
 
+# Each format's map is a table of rules, (pattern on the whole key, avadet name of the match),
+# tried in order; the first pattern that matches names the tensor.
+_Rule = tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]
+
 _PATHWAY = {"0": "slow", "1": "fast"}
 _LATERAL_AT_STAGE = {1: "pool1", 2: "res2", 3: "res3", 4: "res4"}
 _BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
 
 
-def _pyslowfast_key(key: str) -> Optional[str]:
-    m = re.fullmatch(r"s1\.pathway(\d)_stem\.(conv|bn)\.(\w+)", key)
-    if m:
-        return f"backbone.{_PATHWAY[m[1]]}_stem.{m[2]}.{m[3]}"
-    m = re.fullmatch(r"s(\d)_fuse\.(conv_f2s|bn)\.(\w+)", key)
-    if m and int(m[1]) in _LATERAL_AT_STAGE:
-        part = "conv" if m[2] == "conv_f2s" else "bn"
-        return f"backbone.lateral_{_LATERAL_AT_STAGE[int(m[1])]}.{part}.{m[3]}"
-    m = re.fullmatch(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1|branch1_bn|branch2\.[abc](?:_bn)?)\.(\w+)", key)
-    if m:
-        part = {"branch1": "shortcut", "branch1_bn": "shortcut_bn"}.get(m[4])
-        if part is None:
-            letter = m[4][len("branch2.")]
-            part = f"bn_{letter}" if m[4].endswith("_bn") else f"conv_{letter}"
-        return f"backbone.{_PATHWAY[m[2]]}_res{m[1]}.blocks.{m[3]}.{part}.{m[5]}"
-    m = re.fullmatch(r"s(\d)\.pathway(\d)_nonlocal(\d+)\.(conv_theta|conv_phi|conv_g|conv_out|bn)\.(\w+)", key)
-    if m:
-        return f"backbone.{_PATHWAY[m[2]]}_res{m[1]}.nonlocal_blocks.{m[3]}.{m[4]}.{m[5]}"
-    m = re.fullmatch(r"head\.projection\.(weight|bias)", key)
-    if m:
-        return f"head.projection.{m[1]}"
+def _rules(*rules: tuple[str, Callable[[re.Match[str]], str]]) -> tuple[_Rule, ...]:
+    return tuple((re.compile(pattern), name) for pattern, name in rules)
+
+
+def _first_match(rules: tuple[_Rule, ...], key: str) -> Optional[str]:
+    for pattern, name in rules:
+        m = pattern.fullmatch(key)
+        if m:
+            return name(m)
     return None
+
+
+_PYSLOWFAST_BLOCK_PART = {
+    "branch1": "shortcut",
+    "branch1_bn": "shortcut_bn",
+    **{f"branch2.{c}": f"conv_{c}" for c in "abc"},
+    **{f"branch2.{c}_bn": f"bn_{c}" for c in "abc"},
+}
+_PYSLOWFAST_RULES = _rules(
+    (
+        r"s1\.pathway([01])_stem\.(conv|bn)\.(\w+)",
+        lambda m: f"backbone.{_PATHWAY[m[1]]}_stem.{m[2]}.{m[3]}",
+    ),
+    (
+        r"s([1-4])_fuse\.(conv_f2s|bn)\.(\w+)",
+        lambda m: f"backbone.lateral_{_LATERAL_AT_STAGE[int(m[1])]}."
+        f"{'conv' if m[2] == 'conv_f2s' else 'bn'}.{m[3]}",
+    ),
+    (
+        r"s(\d)\.pathway([01])_res(\d+)\.(branch1|branch1_bn|branch2\.[abc](?:_bn)?)\.(\w+)",
+        lambda m: f"backbone.{_PATHWAY[m[2]]}_res{m[1]}.blocks.{m[3]}."
+        f"{_PYSLOWFAST_BLOCK_PART[m[4]]}.{m[5]}",
+    ),
+    (
+        r"s(\d)\.pathway([01])_nonlocal(\d+)\.(conv_theta|conv_phi|conv_g|conv_out|bn)\.(\w+)",
+        lambda m: f"backbone.{_PATHWAY[m[2]]}_res{m[1]}.nonlocal_blocks.{m[3]}.{m[4]}.{m[5]}",
+    ),
+    (r"head\.projection\.(weight|bias)", lambda m: f"head.projection.{m[1]}"),
+)
+
+
+def _pyslowfast_key(key: str) -> Optional[str]:
+    return _first_match(_PYSLOWFAST_RULES, key)
+
+
+# Caffe2 blobs: a "t_" prefix marks the Fast pathway (group 1 of every rule that has one);
+# "_w" is a conv weight, "_bn_s/_b/_rm/_riv" its BN's weight, bias and statistics.
+_C2_PARAM = r"(w|bn_s|bn_b|bn_rm|bn_riv)"
+
+
+def _c2_path(m: re.Match[str]) -> str:
+    return "fast" if m[1] else "slow"
+
+
+def _c2_param(conv: str, bn: str, suffix: str) -> str:
+    return f"{conv}.weight" if suffix == "w" else f"{bn}.{_BN[suffix[3:]]}"
+
+
+def _c2_block_part(branch: str) -> tuple[str, str]:
+    return ("shortcut", "shortcut_bn") if branch == "1" else (f"conv_{branch[1]}", f"bn_{branch[1]}")
+
+
+_CAFFE2_RULES = _rules(
+    (r"(t_)?conv1_w", lambda m: f"backbone.{_c2_path(m)}_stem.conv.weight"),
+    (r"(t_)?res_conv1_bn_(s|b|rm|riv)", lambda m: f"backbone.{_c2_path(m)}_stem.bn.{_BN[m[2]]}"),
+    # Laterals are stored with the Fast pathway's blobs.
+    (
+        rf"t_pool1_subsample_{_C2_PARAM}",
+        lambda m: f"backbone.lateral_pool1.{_c2_param('conv', 'bn', m[1])}",
+    ),
+    (
+        rf"t_res(\d)_(\d+)_branch2c_bn_subsample_{_C2_PARAM}",
+        lambda m: f"backbone.lateral_res{m[1]}.{_c2_param('conv', 'bn', m[3])}",
+    ),
+    (
+        rf"(t_)?res(\d)_(\d+)_branch(1|2a|2b|2c)_{_C2_PARAM}",
+        lambda m: f"backbone.{_c2_path(m)}_res{m[2]}.blocks.{m[3]}."
+        f"{_c2_param(*_c2_block_part(m[4]), m[5])}",
+    ),
+    (
+        r"(t_)?nonlocal_conv(\d)_(\d+)_(theta|phi|g|out)_(w|b)",
+        lambda m: f"backbone.{_c2_path(m)}_res{m[2]}.nonlocal_blocks.{m[3]}.conv_{m[4]}."
+        f"{'weight' if m[5] == 'w' else 'bias'}",
+    ),
+    (
+        r"(t_)?nonlocal_conv(\d)_(\d+)_bn_(s|b|rm|riv)",
+        lambda m: f"backbone.{_c2_path(m)}_res{m[2]}.nonlocal_blocks.{m[3]}.bn.{_BN[m[4]]}",
+    ),
+    (r"pred_(w|b)", lambda m: f"head.projection.{'weight' if m[1] == 'w' else 'bias'}"),
+)
 
 
 def _caffe2_key(key: str) -> Optional[str]:
-    path = "fast" if key.startswith("t_") else "slow"
-    name = key[2:] if key.startswith("t_") else key
-    if name == "conv1_w":
-        return f"backbone.{path}_stem.conv.weight"
-    m = re.fullmatch(r"res_conv1_bn_(s|b|rm|riv)", name)
-    if m:
-        return f"backbone.{path}_stem.bn.{_BN[m[1]]}"
-    m = re.fullmatch(r"pool1_subsample_(w|bn_s|bn_b|bn_rm|bn_riv)", name)
-    if m and path == "fast":
-        part = "conv.weight" if m[1] == "w" else f"bn.{_BN[m[1][3:]]}"
-        return f"backbone.lateral_pool1.{part}"
-    m = re.fullmatch(r"res(\d)_(\d+)_branch2c_bn_subsample_(w|bn_s|bn_b|bn_rm|bn_riv)", name)
-    if m and path == "fast":
-        part = "conv.weight" if m[3] == "w" else f"bn.{_BN[m[3][3:]]}"
-        return f"backbone.lateral_res{m[1]}.{part}"
-    m = re.fullmatch(r"res(\d)_(\d+)_branch(1|2a|2b|2c)_(w|bn_s|bn_b|bn_rm|bn_riv)", name)
-    if m:
-        if m[3] == "1":
-            conv, bn = "shortcut", "shortcut_bn"
-        else:
-            conv, bn = f"conv_{m[3][1]}", f"bn_{m[3][1]}"
-        part = f"{conv}.weight" if m[4] == "w" else f"{bn}.{_BN[m[4][3:]]}"
-        return f"backbone.{path}_res{m[1]}.blocks.{m[2]}.{part}"
-    m = re.fullmatch(r"nonlocal_conv(\d)_(\d+)_(theta|phi|g|out)_(w|b)", name)
-    if m:
-        param = "weight" if m[4] == "w" else "bias"
-        return f"backbone.{path}_res{m[1]}.nonlocal_blocks.{m[2]}.conv_{m[3]}.{param}"
-    m = re.fullmatch(r"nonlocal_conv(\d)_(\d+)_bn_(s|b|rm|riv)", name)
-    if m:
-        return f"backbone.{path}_res{m[1]}.nonlocal_blocks.{m[2]}.bn.{_BN[m[3]]}"
-    m = re.fullmatch(r"pred_(w|b)", key)
-    if m:
-        return f"head.projection.{'weight' if m[1] == 'w' else 'bias'}"
-    return None
+    return _first_match(_CAFFE2_RULES, key)
 
 
 def _caffe2_ignored(key: str) -> bool:
     return key in ("model_iter", "lr") or key.endswith("_momentum")
 
 
+_PTV_NORM = {"conv": "conv", "norm": "bn"}
 _PTV_BLOCK_PART = {
     "branch1_conv": "shortcut",
     "branch1_norm": "shortcut_bn",
-    "branch2.conv_a": "conv_a",
-    "branch2.norm_a": "bn_a",
-    "branch2.conv_b": "conv_b",
-    "branch2.norm_b": "bn_b",
-    "branch2.conv_c": "conv_c",
-    "branch2.norm_c": "bn_c",
+    **{f"branch2.conv_{c}": f"conv_{c}" for c in "abc"},
+    **{f"branch2.norm_{c}": f"bn_{c}" for c in "abc"},
 }
+_PYTORCHVIDEO_RULES = _rules(
+    (
+        r"blocks\.0\.multipathway_blocks\.([01])\.(conv|norm)\.(\w+)",
+        lambda m: f"backbone.{_PATHWAY[m[1]]}_stem.{_PTV_NORM[m[2]]}.{m[3]}",
+    ),
+    # Single-pathway models (slow_r50).
+    (r"blocks\.0\.(conv|norm)\.(\w+)", lambda m: f"backbone.slow_stem.{_PTV_NORM[m[1]]}.{m[2]}"),
+    # The fusion after block i (0 = stem) is the lateral before stage res{i + 2}.
+    (
+        r"blocks\.([0-3])\.multipathway_fusion\.(conv_fast_to_slow|norm)\.(\w+)",
+        lambda m: f"backbone.lateral_{_LATERAL_AT_STAGE[int(m[1]) + 1]}."
+        f"{'conv' if m[2] == 'conv_fast_to_slow' else 'bn'}.{m[3]}",
+    ),
+    (
+        r"blocks\.(\d)\.(?:multipathway_blocks\.([01])\.)?res_blocks\.(\d+)\."
+        r"(branch1_conv|branch1_norm|branch2\.conv_[abc]|branch2\.norm_[abc])\.(\w+)",
+        lambda m: f"backbone.{_PATHWAY[m[2] or '0']}_res{int(m[1]) + 1}.blocks.{m[3]}."
+        f"{_PTV_BLOCK_PART[m[4]]}.{m[5]}",
+    ),
+    (r"(?:detection_head|blocks\.\d)\.proj\.(weight|bias)", lambda m: f"head.projection.{m[1]}"),
+)
 
 
 def _pytorchvideo_key(key: str) -> Optional[str]:
     key = key[len("model.") :] if key.startswith("model.") else key
-    norm = {"conv": "conv", "norm": "bn"}
-    m = re.fullmatch(r"blocks\.0\.multipathway_blocks\.(\d)\.(conv|norm)\.(\w+)", key)
-    if m:
-        return f"backbone.{_PATHWAY[m[1]]}_stem.{norm[m[2]]}.{m[3]}"
-    m = re.fullmatch(r"blocks\.0\.(conv|norm)\.(\w+)", key)  # single-pathway (slow_r50)
-    if m:
-        return f"backbone.slow_stem.{norm[m[1]]}.{m[2]}"
-    m = re.fullmatch(r"blocks\.(\d)\.multipathway_fusion\.(conv_fast_to_slow|norm)\.(\w+)", key)
-    if m and int(m[1]) + 1 in _LATERAL_AT_STAGE:
-        part = "conv" if m[2] == "conv_fast_to_slow" else "bn"
-        return f"backbone.lateral_{_LATERAL_AT_STAGE[int(m[1]) + 1]}.{part}.{m[3]}"
-    m = re.fullmatch(
-        r"blocks\.(\d)\.(?:multipathway_blocks\.(\d)\.)?res_blocks\.(\d+)\."
-        r"(branch1_conv|branch1_norm|branch2\.conv_[abc]|branch2\.norm_[abc])\.(\w+)",
-        key,
-    )
-    if m:
-        path = _PATHWAY[m[2] or "0"]
-        return f"backbone.{path}_res{int(m[1]) + 1}.blocks.{m[3]}.{_PTV_BLOCK_PART[m[4]]}.{m[5]}"
-    m = re.fullmatch(r"(?:detection_head|blocks\.\d)\.proj\.(weight|bias)", key)
-    if m:
-        return f"head.projection.{m[1]}"
-    return None
+    return _first_match(_PYTORCHVIDEO_RULES, key)
 
 
 def _avadet_key(key: str) -> Optional[str]:

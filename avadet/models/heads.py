@@ -42,6 +42,11 @@ class AVAHead(nn.Module):
     :class:`HeadOutput` with ``(K, num_classes)`` scores. The activation (sigmoid by default,
     as PySlowFast applies it inside the model) is applied in train and eval mode alike;
     train on ``logits`` with ``BCEWithLogits``.
+
+    ``aligned``: torchvision's half-pixel RoIAlign (PySlowFast's ``DETECTION.ALIGNED``, True
+    by default there and in :class:`~avadet.config.ModelConfig`); PySlowFast's Caffe2-era AVA
+    models and pytorchvideo's ``slowfast_r50_detection`` were trained with False. The
+    defaults are ModelConfig's.
     """
 
     def __init__(
@@ -53,7 +58,7 @@ class AVAHead(nn.Module):
         output_size: int = 7,
         spatial_scale: float = 1.0 / 16,
         sampling_ratio: int = 0,
-        aligned: bool = False,
+        aligned: bool = True,
         activation: str = "sigmoid",
     ):
         super().__init__()
@@ -66,6 +71,14 @@ class AVAHead(nn.Module):
         self.activation = activation
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.projection = nn.Linear(sum(in_channels), num_classes)
+
+    def extra_repr(self) -> str:
+        # Settings that are no submodule, so that print(model) shows the whole head.
+        return (
+            f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+            f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}, "
+            f"activation={self.activation!r}"
+        )
 
     def forward(self, features: Sequence[torch.Tensor], boxes: torch.Tensor) -> HeadOutput:
         if boxes.ndim != 2 or boxes.shape[1] != 5:
@@ -91,17 +104,18 @@ class KineticsHead(nn.Module):
     """Clip classifier: global average pool per pathway, concatenate, dropout, linear.
 
     Features ``[(N, C_p, T_p, h, w)]`` -> :class:`HeadOutput` with ``(N, num_classes)``. The
-    activation (softmax by default) is applied in eval mode only, as PySlowFast does; in train
-    mode ``scores`` are the logits.
+    activation is applied in eval mode only, as PySlowFast does; in train mode ``scores`` are
+    the logits. ``num_classes`` and ``activation`` have no default: ModelConfig's (80, sigmoid)
+    are the AVA head's, and Kinetics checkpoints want 400 and softmax, so the caller says which.
     """
 
     def __init__(
         self,
         *,
         in_channels: Sequence[int],
-        num_classes: int = 400,
+        num_classes: int,
+        activation: str,
         dropout: float = 0.5,
-        activation: str = "softmax",
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -109,6 +123,9 @@ class KineticsHead(nn.Module):
         self.activation = activation
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.projection = nn.Linear(sum(in_channels), num_classes)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
 
     def forward(
         self, features: Sequence[torch.Tensor], boxes: Optional[torch.Tensor] = None

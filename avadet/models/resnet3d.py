@@ -156,6 +156,9 @@ class NonLocal(nn.Module):
         pool = tuple(int(p) for p in pool)
         self.pool = nn.MaxPool3d(kernel_size=pool, stride=pool) if any(p > 1 for p in pool) else None
 
+    def extra_repr(self) -> str:
+        return f"instantiation={self.instantiation!r}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, t, h, w = x.shape
         theta = self.conv_theta(x).flatten(2)  # (N, C', THW)
@@ -193,6 +196,7 @@ class ResStage(nn.Module):
         nonlocal_instantiation: str = "dot_product",
     ):
         super().__init__()
+        self.out_channels = out_channels
         kernels = expand_temporal_kernels(temporal_kernels, num_blocks)
         self.blocks = nn.ModuleList(
             Bottleneck(

@@ -24,6 +24,10 @@ LATERALS = ("conv", "ttoc", "sample")
 FUSIONS = ("concat", "sum")
 # Where the laterals sit, in forward order (also the names of the lateral modules).
 LATERAL_POINTS = ("pool1", "res2", "res3", "res4")
+# Temporal kernel of each pathway's stem conv (PySlowFast's _TEMPORAL_KERNEL_BASIS, first row):
+# the Slow stem sees single frames, the Fast one 5.
+SLOW_STEM_KERNEL = 1
+FAST_STEM_KERNEL = 5
 # A clip at the Fast pathway's rate, or one clip per pathway.
 Clips = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -43,12 +47,6 @@ def slow_pathway_positions(num_frames: int, alpha: int) -> torch.Tensor:
     return torch.linspace(0, num_frames - 1, num_frames // alpha).long()
 
 
-def _stage_channels(width_per_group: int, stage: int) -> tuple[int, int]:
-    """(inner, out) channels of stage ``stage`` (0 = res2) of the full-width pathway."""
-    inner = width_per_group * 2**stage
-    return inner, 4 * inner
-
-
 def _check_depth(depth: int) -> tuple[int, ...]:
     if depth not in STAGE_DEPTHS:
         raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
@@ -60,6 +58,57 @@ def _four(value: Sequence, name: str) -> list:
     if len(value) != 4:
         raise ValueError(f"{name} needs one entry per stage res2..res5, got {value!r}")
     return value
+
+
+class _StageLayout:
+    """What every pathway of one backbone shares: blocks per stage, the full-width channels,
+    the spatial strides and dilations (res5's for detection or Kinetics) and the non-local
+    settings. :meth:`stage` builds one pathway's stage from it."""
+
+    def __init__(
+        self,
+        *,
+        depth: int,
+        width_per_group: int,
+        res5_stride: int,
+        res5_dilation: int,
+        nonlocal_pool: Sequence[int],
+        nonlocal_instantiation: str,
+    ):
+        self.blocks = _check_depth(depth)
+        self.width_per_group = width_per_group
+        self.strides = (1, 2, 2, res5_stride)
+        self.dilations = (1, 1, 1, res5_dilation)
+        self.nonlocal_pool = nonlocal_pool
+        self.nonlocal_instantiation = nonlocal_instantiation
+        # The stem divides by 4, res3 and res4 by 2 each, res5 by its stride.
+        self.feature_stride = 16 * res5_stride
+
+    def stage(
+        self,
+        k: int,
+        *,
+        in_channels: int,
+        temporal_kernels: TemporalKernels,
+        nonlocal_after: Sequence[int],
+        channel_divisor: int = 1,
+    ) -> ResStage:
+        """Stage res{k + 2} (k = 0..3) of a pathway with the full width's channels divided by
+        ``channel_divisor`` (``beta_inv`` for the Fast pathway): inner ``w * 2**k``, out
+        ``4 * w * 2**k`` for ``w = width_per_group``."""
+        inner = self.width_per_group * 2**k
+        return ResStage(
+            in_channels=in_channels,
+            inner_channels=inner // channel_divisor,
+            out_channels=4 * inner // channel_divisor,
+            num_blocks=self.blocks[k],
+            temporal_kernels=temporal_kernels,
+            spatial_stride=self.strides[k],
+            dilation=self.dilations[k],
+            nonlocal_after=nonlocal_after,
+            nonlocal_pool=self.nonlocal_pool,
+            nonlocal_instantiation=self.nonlocal_instantiation,
+        )
 
 
 class Lateral(nn.Module):
@@ -109,6 +158,9 @@ class Lateral(nn.Module):
             self.projection = nn.Conv3d(natural, out_channels, kernel_size=1, bias=False)
         self.out_channels = out_channels if out_channels is not None else natural
 
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, alpha={self.alpha}"
+
     def forward(self, fast: torch.Tensor) -> torch.Tensor:
         if self.kind == "conv":
             return self.relu(self.bn(self.conv(fast)))
@@ -123,8 +175,36 @@ class Lateral(nn.Module):
         return self.projection(y) if self.projection is not None else y
 
 
+def _fusion_lateral(
+    *,
+    kind: str,
+    fusion: str,
+    alpha: int,
+    fast_channels: int,
+    slow_channels: int,
+    conv_channel_ratio: int,
+    temporal_kernel: int,
+) -> Lateral:
+    """The lateral that feeds ``fast_channels`` Fast features into a Slow pathway of
+    ``slow_channels``: summation needs the Slow channel count; concatenation takes the
+    convolution's ``conv_channel_ratio * fast_channels`` or the natural count of the
+    parameter-free laterals."""
+    if fusion == "sum":
+        out: Optional[int] = slow_channels
+    else:
+        out = conv_channel_ratio * fast_channels if kind == "conv" else None
+    return Lateral(
+        kind=kind,
+        fast_channels=fast_channels,
+        alpha=alpha,
+        out_channels=out,
+        temporal_kernel=temporal_kernel,
+    )
+
+
 class SlowFast(nn.Module):
-    """Two-pathway 3D ResNet. ``[slow (N,3,T,H,W), fast (N,3,alpha*T,H,W)]`` ->
+    """Two-pathway 3D ResNet. A clip ``(N, 3, alpha*T, H, W)`` at the Fast rate (or
+    ``[slow (N, 3, T, H, W), fast (N, 3, alpha*T, H, W)]``) ->
     ``[slow (N, 32*w, T, H/s, W/s), fast (N, 32*w/beta_inv, alpha*T, H/s, W/s)]`` with ``w`` =
     ``width_per_group`` and ``s`` = :attr:`feature_stride`.
 
@@ -132,7 +212,7 @@ class SlowFast(nn.Module):
     stage (a list as long as the stage gives one kernel per block). ``res5_stride=1,
     res5_dilation=2`` is the detection setting (stride 16), ``res5_stride=2, res5_dilation=1``
     the Kinetics one (stride 32). ``slow_nonlocal[k]`` lists the blocks of stage k followed by
-    a non-local block.
+    a non-local block. The defaults are :class:`~avadet.config.ModelConfig`'s.
     """
 
     def __init__(
@@ -146,8 +226,8 @@ class SlowFast(nn.Module):
         lateral: str = "conv",
         lateral_kernel: int = 7,
         fusion: str = "concat",
-        slow_stem_kernel: int = 1,
-        fast_stem_kernel: int = 5,
+        slow_stem_kernel: int = SLOW_STEM_KERNEL,
+        fast_stem_kernel: int = FAST_STEM_KERNEL,
         slow_temporal_kernels: Sequence[TemporalKernels] = (1, 1, 3, 3),
         fast_temporal_kernels: Sequence[TemporalKernels] = (3, 3, 3, 3),
         res5_stride: int = 1,
@@ -162,7 +242,14 @@ class SlowFast(nn.Module):
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if width_per_group % beta_inv:
             raise ValueError("width_per_group must be divisible by beta_inv")
-        blocks = _check_depth(depth)
+        layout = _StageLayout(
+            depth=depth,
+            width_per_group=width_per_group,
+            res5_stride=res5_stride,
+            res5_dilation=res5_dilation,
+            nonlocal_pool=nonlocal_pool,
+            nonlocal_instantiation=nonlocal_instantiation,
+        )
         slow_kernels = _four(slow_temporal_kernels, "slow_temporal_kernels")
         fast_kernels = _four(fast_temporal_kernels, "fast_temporal_kernels")
         slow_nl = _four(slow_nonlocal, "slow_nonlocal")
@@ -170,64 +257,35 @@ class SlowFast(nn.Module):
         self.alpha = alpha
         self.beta_inv = beta_inv
         self.fusion = fusion
-        self.feature_stride = 8 * res5_stride * 2
-
-        def make_lateral(fast_channels: int, slow_channels: int) -> Lateral:
-            if fusion == "sum":
-                out = slow_channels
-            else:
-                out = fusion_conv_channel_ratio * fast_channels if lateral == "conv" else None
-            return Lateral(
-                kind=lateral,
-                fast_channels=fast_channels,
-                alpha=alpha,
-                out_channels=out,
-                temporal_kernel=lateral_kernel,
-            )
-
-        slow_in = width_per_group
-        fast_in = width_per_group // beta_inv
+        self.feature_stride = layout.feature_stride
+        slow_in, fast_in = width_per_group, width_per_group // beta_inv
         self.slow_stem = Stem(out_channels=slow_in, temporal_kernel=slow_stem_kernel)
         self.fast_stem = Stem(out_channels=fast_in, temporal_kernel=fast_stem_kernel)
-        self.lateral_pool1 = make_lateral(fast_in, slow_in)
-        strides = (1, 2, 2, res5_stride)
-        dilations = (1, 1, 1, res5_dilation)
-        for k in range(4):
-            inner, out = _stage_channels(width_per_group, k)
-            lat = getattr(self, f"lateral_{LATERAL_POINTS[k]}")
+        # Registration order (lateral, slow stage, fast stage) fixes the order in which the
+        # weights draw from the RNG: keep it, so seeded models stay the same.
+        for k, point in enumerate(LATERAL_POINTS):
+            lat = _fusion_lateral(
+                kind=lateral,
+                fusion=fusion,
+                alpha=alpha,
+                fast_channels=fast_in,
+                slow_channels=slow_in,
+                conv_channel_ratio=fusion_conv_channel_ratio,
+                temporal_kernel=lateral_kernel,
+            )
+            self.add_module(f"lateral_{point}", lat)
             fused_in = slow_in if fusion == "sum" else slow_in + lat.out_channels
-            common = dict(
-                num_blocks=blocks[k],
-                spatial_stride=strides[k],
-                dilation=dilations[k],
-                nonlocal_pool=nonlocal_pool,
-                nonlocal_instantiation=nonlocal_instantiation,
+            slow = layout.stage(k, in_channels=fused_in, temporal_kernels=slow_kernels[k], nonlocal_after=slow_nl[k])
+            fast = layout.stage(
+                k,
+                in_channels=fast_in,
+                temporal_kernels=fast_kernels[k],
+                nonlocal_after=fast_nl[k],
+                channel_divisor=beta_inv,
             )
-            self.add_module(
-                f"slow_res{k + 2}",
-                ResStage(
-                    in_channels=fused_in,
-                    inner_channels=inner,
-                    out_channels=out,
-                    temporal_kernels=slow_kernels[k],
-                    nonlocal_after=slow_nl[k],
-                    **common,
-                ),
-            )
-            self.add_module(
-                f"fast_res{k + 2}",
-                ResStage(
-                    in_channels=fast_in,
-                    inner_channels=inner // beta_inv,
-                    out_channels=out // beta_inv,
-                    temporal_kernels=fast_kernels[k],
-                    nonlocal_after=fast_nl[k],
-                    **common,
-                ),
-            )
-            slow_in, fast_in = out, out // beta_inv
-            if k < 3:
-                self.add_module(f"lateral_{LATERAL_POINTS[k + 1]}", make_lateral(fast_in, slow_in))
+            self.add_module(f"slow_res{k + 2}", slow)
+            self.add_module(f"fast_res{k + 2}", fast)
+            slow_in, fast_in = slow.out_channels, fast.out_channels
         self.out_channels = (slow_in, fast_in)
 
     def _fuse(self, slow: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
@@ -263,49 +321,40 @@ class SlowFast(nn.Module):
 
 
 class SlowOnly(nn.Module):
-    """The Slow pathway alone, no laterals. ``[clip (N, 3, T, H, W)]`` ->
-    ``[(N, 32*w, T, H/s, W/s)]``; arguments as in :class:`SlowFast`."""
+    """The Slow pathway alone, no laterals. A clip ``(N, 3, T, H, W)`` (or ``[clip]``) ->
+    ``[(N, 32*w, T, H/s, W/s)]``; arguments and defaults as in :class:`SlowFast`."""
 
     def __init__(
         self,
         *,
         depth: int = 50,
         width_per_group: int = 64,
-        stem_kernel: int = 1,
+        stem_kernel: int = SLOW_STEM_KERNEL,
         temporal_kernels: Sequence[TemporalKernels] = (1, 1, 3, 3),
         res5_stride: int = 1,
         res5_dilation: int = 2,
         nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
-        nonlocal_pool: Sequence[int] = (1, 2, 2),
+        nonlocal_pool: Sequence[int] = (2, 2, 2),
         nonlocal_instantiation: str = "dot_product",
     ):
         super().__init__()
-        blocks = _check_depth(depth)
+        layout = _StageLayout(
+            depth=depth,
+            width_per_group=width_per_group,
+            res5_stride=res5_stride,
+            res5_dilation=res5_dilation,
+            nonlocal_pool=nonlocal_pool,
+            nonlocal_instantiation=nonlocal_instantiation,
+        )
         kernels = _four(temporal_kernels, "temporal_kernels")
         nl = _four(nonlocal_blocks, "nonlocal_blocks")
-        self.feature_stride = 8 * res5_stride * 2
+        self.feature_stride = layout.feature_stride
         self.slow_stem = Stem(out_channels=width_per_group, temporal_kernel=stem_kernel)
         channels = width_per_group
-        strides = (1, 2, 2, res5_stride)
-        dilations = (1, 1, 1, res5_dilation)
         for k in range(4):
-            inner, out = _stage_channels(width_per_group, k)
-            self.add_module(
-                f"slow_res{k + 2}",
-                ResStage(
-                    in_channels=channels,
-                    inner_channels=inner,
-                    out_channels=out,
-                    num_blocks=blocks[k],
-                    temporal_kernels=kernels[k],
-                    spatial_stride=strides[k],
-                    dilation=dilations[k],
-                    nonlocal_after=nl[k],
-                    nonlocal_pool=nonlocal_pool,
-                    nonlocal_instantiation=nonlocal_instantiation,
-                ),
-            )
-            channels = out
+            stage = layout.stage(k, in_channels=channels, temporal_kernels=kernels[k], nonlocal_after=nl[k])
+            self.add_module(f"slow_res{k + 2}", stage)
+            channels = stage.out_channels
         self.out_channels = (channels,)
 
     def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:

@@ -29,6 +29,18 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def check_reference_outputs(model: nn.Module, io: dict) -> None:
+    """``model`` in eval mode reproduces a PySlowFast reference ``*_io.pt``: scores, logits
+    and RoI features to a relative 1e-5."""
+    model.eval()
+    with torch.no_grad():
+        out = model(io["inputs"], io["boxes"], return_logits=True)
+    ref = io["outputs"]
+    for mine, theirs in ((out.scores, ref["scores"]), (out.logits, ref["logits"]), (out.features, ref["roi_features"])):
+        assert mine.shape == theirs.shape
+        assert (mine - theirs).abs().max().item() <= 1e-5 * max(1.0, theirs.abs().max().item())
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
@@ -37,3 +49,8 @@ def data_dir() -> Path:
 @pytest.fixture
 def randomize():
     return randomize_weights
+
+
+@pytest.fixture
+def check_outputs():
+    return check_reference_outputs

@@ -48,36 +48,26 @@ STEMS = [
 ]
 
 
-def _check_outputs(model: ActionModel, io: dict) -> None:
-    model.eval()
-    with torch.no_grad():
-        out = model(io["inputs"], io["boxes"], return_logits=True)
-    ref = io["outputs"]
-    for mine, theirs in ((out.scores, ref["scores"]), (out.logits, ref["logits"]), (out.features, ref["roi_features"])):
-        assert mine.shape == theirs.shape
-        assert (mine - theirs).abs().max().item() <= 1e-5 * max(1.0, theirs.abs().max().item())
-
-
 @pytest.mark.parametrize("stem", STEMS)
-def test_pyth_from_embedded_cfg(stem, data_dir):
+def test_pyth_from_embedded_cfg(stem, data_dir, check_outputs):
     io = torch.load(data_dir / f"{stem}_io.pt", weights_only=True)
     model, report = build_model_from_checkpoint(data_dir / f"{stem}.pyth")
     assert report.source == "pyslowfast" and report.ok
     assert sum(p.numel() for p in model.parameters()) == io["config_summary"]["params"]
     assert model.head.aligned == io["config_summary"]["head"]["roi_align"][0]["aligned"]
-    _check_outputs(model, io)
+    check_outputs(model, io)
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_pyth_into_explicit_model(stem, data_dir):
+def test_pyth_into_explicit_model(stem, data_dir, check_outputs):
     io = torch.load(data_dir / f"{stem}_io.pt", weights_only=True)
     model = _explicit(stem)
     load_checkpoint(model, data_dir / f"{stem}.pyth")
-    _check_outputs(model, io)
+    check_outputs(model, io)
 
 
 @pytest.mark.parametrize("stem", [s for s in STEMS if "short" not in s])
-def test_caffe2_pickle_gives_identical_weights(stem, data_dir):
+def test_caffe2_pickle_gives_identical_weights(stem, data_dir, check_outputs):
     from_pyth, _ = build_model_from_checkpoint(data_dir / f"{stem}.pyth")
     model = build_model(model_config_from_checkpoint(data_dir / f"{stem}.pyth"))
     report = load_checkpoint(model, data_dir / f"{stem}_caffe2.pkl")
@@ -86,7 +76,7 @@ def test_caffe2_pickle_gives_identical_weights(stem, data_dir):
     for key, value in model.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(value, expected[key]), key
-    _check_outputs(model, torch.load(data_dir / f"{stem}_io.pt", weights_only=True))
+    check_outputs(model, torch.load(data_dir / f"{stem}_io.pt", weights_only=True))
 
 
 def test_embedded_cfg_translation(data_dir):
@@ -115,6 +105,10 @@ def test_kinetics_and_unsupported_pyslowfast_cfgs(data_dir):
     cfg = config_from_pyslowfast_cfg(yaml.safe_dump(raw))
     assert (cfg.head, cfg.res5_dilation, cfg.num_classes, cfg.head_activation) == ("kinetics", 1, 400, "softmax")
     assert build_model(cfg).backbone.feature_stride == 32
+    # A setting the cfg leaves out takes PySlowFast's default, e.g. DETECTION.ALIGNED: True.
+    assert raw["DETECTION"]["ALIGNED"] is False and cfg.roi_aligned is False
+    del raw["DETECTION"]["ALIGNED"]
+    assert config_from_pyslowfast_cfg(yaml.safe_dump(raw)).roi_aligned is True
     raw["RESNET"]["NUM_GROUPS"] = 32
     with pytest.raises(ConfigError, match="NUM_GROUPS"):
         config_from_pyslowfast_cfg(yaml.safe_dump(raw))
