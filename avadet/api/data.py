@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from avadet.api._config import ConfigLike, as_config
-from avadet.boxes import NO_ACTION, PREDICTION_COLUMNS
+from avadet.boxes import KEY_COLUMNS, NO_ACTION, PREDICTION_COLUMNS
 from avadet.config import Config
 from avadet.data import keyframe_to_frame_index
 from avadet.engine.build import dataset_files
@@ -57,13 +57,13 @@ def split_keyframes(cfg: Config, split: str, which: str = "all") -> pd.DataFrame
     gt = read_annotations(dataset_files(data).require(
         f"{split}_annotations", " (it lists the split's videos)"))
     if which == "annotated":
-        keys = gt[["video_id", "timestamp"]].drop_duplicates()
+        keys = gt[KEY_COLUMNS].drop_duplicates()
     else:
         stamps = np.arange(int(np.ceil(data.segment_start)) + 2, int(np.floor(data.segment_end)) - 1)
         videos = pd.unique(gt["video_id"])
         keys = pd.DataFrame({"video_id": np.repeat(videos, len(stamps)),
                              "timestamp": np.tile(stamps, len(videos))})
-    return keys.sort_values(["video_id", "timestamp"], kind="stable").reset_index(drop=True)
+    return keys.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
 
 
 def detect_persons(

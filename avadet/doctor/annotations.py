@@ -143,7 +143,7 @@ def _split_findings(ctx: DataContext, split: str, table: RawTable, known_elsewhe
     if ctx.labelmap is not None:
         out += _unknown_action_findings(ctx, table, good_mask, good, known_elsewhere)
     out += _segment_findings(ctx, table, good_mask, good)
-    dup = good.duplicated(["video_id", "timestamp", *BOX, "action_id"]).to_numpy()
+    dup = good.duplicated([*KEY, *BOX, "action_id"]).to_numpy()
     if dup.any():
         out.append(rows_finding(
             "warning", "annotations.duplicates", table, good_mask, dup,
@@ -259,7 +259,7 @@ def _person_jumps(table: RawTable, good_mask: np.ndarray) -> list[Finding]:
     good = table.rows[good_mask]
     ids = good["last"].to_numpy()
     keep = ~np.isnan(ids) & (ids >= 0)
-    people = good[keep].drop_duplicates(["video_id", "timestamp", "last"])
+    people = good[keep].drop_duplicates([*KEY, "last"])
     if len(people) < 2:
         return []
     people = people.sort_values(["video_id", "last", "timestamp"], kind="stable")

@@ -61,7 +61,7 @@ class RawTable:
         return [f"{self.path}:{lines[r]}: {self.text(r)}" for r in rows]
 
 
-_NAMES = ["video_id", "timestamp", *BOX, "action_id", "last", "extra"]
+_NAMES = [*KEY, *BOX, "action_id", "last", "extra"]
 
 
 def _line_offsets(data: bytes) -> tuple[np.ndarray, np.ndarray]:

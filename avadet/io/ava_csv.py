@@ -214,7 +214,7 @@ def read_exclusions(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     try:
         df = pd.read_csv(
-            path, header=None, names=["video_id", "timestamp"], dtype={"video_id": str},
+            path, header=None, names=KEY_COLUMNS, dtype={"video_id": str},
             engine="c",
         )
     except FileNotFoundError:

@@ -29,10 +29,10 @@ class CsvPersonBoxes(PersonDetector):
     def __init__(self, path: Union[str, Path], *, min_score: float = 0.0):
         self.path = Path(path)
         df = read_person_boxes(self.path, min_score=min_score)
-        df = df.sort_values(["video_id", "timestamp", "score"], ascending=[True, True, False],
+        df = df.sort_values([*KEY_COLUMNS, "score"], ascending=[True, True, False],
                             kind="stable")
         self._boxes: dict[tuple[str, int], PersonBoxes] = {}
-        coords = df[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        coords = df[BOX_COLUMNS].to_numpy(np.float32)
         scores = df["score"].to_numpy(np.float32)
         keys = list(zip(df["video_id"].astype(str), df["timestamp"].astype(np.int64)))
         starts = np.flatnonzero([True] + [a != b for a, b in zip(keys[:-1], keys[1:])])

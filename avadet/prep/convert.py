@@ -28,13 +28,14 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS
 from avadet.errors import AvadetError, FormatError
 from avadet.io import LabelMap, read_labelmap, write_ava_csv, write_labelmap
 from avadet.prep.cut import VIDEO_EXTENSIONS
 from avadet.prep.media import probe_video
 
 PathLike = Union[str, Path]
-BOX = ["x1", "y1", "x2", "y2"]
+BOX = BOX_COLUMNS
 
 
 @dataclass
@@ -227,7 +228,7 @@ def convert_annotations(
     if "split" in df.columns:
         table["split"] = df["split"].astype(str).str.strip()
     table = table[on_key].drop_duplicates()
-    table = table.sort_values(["video_id", "timestamp", "person_id", "action_id"], kind="stable")
+    table = table.sort_values([*KEY_COLUMNS, "person_id", "action_id"], kind="stable")
     written: dict[str, Path] = {}
     if "split" in table.columns:
         if "{split}" not in str(out):
@@ -243,7 +244,7 @@ def convert_annotations(
     if existing is None:
         write_labelmap(labelmap_path, labelmap)
     return ConversionResult(table, labelmap, written, int((~on_key).sum()),
-                            int(table.drop_duplicates(["video_id", "timestamp"]).shape[0]))
+                            int(table.drop_duplicates(KEY_COLUMNS).shape[0]))
 
 
 # ---------------------------------------------------------------------------------------------
