@@ -1,7 +1,9 @@
 """Training and testing: the loops, checkpoints and distributed set-up that tie the data,
 models and evaluation together. The top layer: nothing below imports it.
 
-- :func:`train` (``avadet train``): :mod:`avadet.engine.trainer`;
+- :func:`train` (``avadet train``): :mod:`avadet.engine.trainer` (the loop),
+  :mod:`avadet.engine.state` (the training state, saving and resuming it),
+  :mod:`avadet.engine.step` (one iteration), :mod:`avadet.engine.actions` (periodic work);
 - :func:`test` (``avadet test``) and :func:`run_inference`: :mod:`avadet.engine.inference`;
 - the checkpoint format: :mod:`avadet.engine.checkpoint`;
 - the seed plan and sharding: :mod:`avadet.engine.sampler`; torchrun set-up:
@@ -22,9 +24,10 @@ from avadet.engine.inference import (
     test,
     write_predictions,
 )
-from avadet.engine.trainer import TrainingDiverged, TrainResult, train
+from avadet.engine.trainer import OutputDirInUse, TrainingDiverged, TrainResult, train
 
 __all__ = [
+    "OutputDirInUse",
     "TestResult",
     "TrainResult",
     "TrainingDiverged",

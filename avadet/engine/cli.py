@@ -44,13 +44,22 @@ class train_command:  # a namespace the CLI table points at
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         from avadet.config import load_config
-        from avadet.engine.trainer import train
+        from avadet.engine.trainer import OutputDirInUse, train
+        from avadet.errors import AvadetError
 
         if args.overwrite and args.resume:
             print("avadet train: --overwrite only applies with --no-resume", file=sys.stderr)
             return 2
         cfg = load_config(args.config, args.overrides)
-        train(cfg, resume=args.resume, overwrite=args.overwrite)
+        try:
+            result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+        except OutputDirInUse as exc:
+            raise AvadetError(
+                f"{exc.output_dir} already holds checkpoints (latest {exc.latest}); resume it (the "
+                "default), choose another train.output_dir, or pass --overwrite to start over"
+            ) from None
+        for note in result.notes:
+            print(f"avadet train: {note}")
         return 0
 
 
