@@ -332,7 +332,7 @@ def resume_state(state: TrainState, checkpoint: dict, path: Path) -> None:
     if checkpoint.get("scaler_state"):
         state.scaler.load_state_dict(checkpoint["scaler_state"])
     state.iteration = int(checkpoint["iteration"])
-    state.lr = scheduled_lr(state.solver, state.epoch)
+    state.lr = float(checkpoint.get("scheduler_state", {}).get("lr", state.lr))
     state.last_checkpoint = path
     rng_states = checkpoint.get("rng_state") or []
     if len(rng_states) == info.world_size:
