@@ -197,8 +197,8 @@ def build_state(
     """A state at iteration 0: the training set and its sampler, the model with the initial
     weights of ``train.seed`` (identical on every process), then ``init_checkpoint``'s backbone
     if given (read by rank 0; DistributedDataParallel copies rank 0's weights to the others),
-    the optimiser and grad scaler. Leaves the global generators seeded with ``train.seed``:
-    the caller resumes or reseeds them per process."""
+    the optimiser and grad scaler. The global generators are left where the initial weights
+    left them: the caller resumes them from a checkpoint or reseeds them per process."""
     seed = int(cfg.train.seed)
     device = info.device
     seed_everything(seed)
@@ -285,30 +285,30 @@ def save_training_checkpoint(state: TrainState, path: Path, cfg: Config) -> Path
     return path
 
 
-def read_resume_checkpoint(output_dir: Path, info: DistInfo) -> tuple[Optional[Path], Optional[dict]]:
-    """The latest checkpoint of ``output_dir`` (path and contents; ``(None, None)`` if none).
+def read_resume_checkpoint(output_dir: Path, info: DistInfo) -> Optional[tuple[Path, dict]]:
+    """The latest checkpoint of ``output_dir``, its path and contents (None if there is none).
 
     Rank 0 reads it and hands it to the others: the output folder need not be shared between
     nodes. Raises CheckpointError on every process if it cannot be read or holds no training
     state.
     """
-    path = latest_checkpoint(output_dir) if info.is_main else None
-    checkpoint: Optional[dict] = None
+    found: Optional[tuple[Path, dict]] = None
     problem = None
+    path = latest_checkpoint(output_dir) if info.is_main else None
     if path is not None:
         try:
-            checkpoint = read_training_checkpoint(path)
+            found = (path, read_training_checkpoint(path))
         except CheckpointError as exc:
             problem = str(exc)
-        if checkpoint is not None and "optimizer_state" not in checkpoint:
+        if found is not None and "optimizer_state" not in found[1]:
             problem = f"{path}: holds no training state; cannot resume from it"
     if info.distributed:
         problem = broadcast_object(problem, info)
         if problem is None:
-            path, checkpoint = broadcast_object((path, checkpoint), info)
+            found = broadcast_object(found, info)
     if problem:
         raise CheckpointError(problem)
-    return path, checkpoint
+    return found
 
 
 def resume_state(state: TrainState, checkpoint: dict, path: Path) -> None:

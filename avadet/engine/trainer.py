@@ -149,12 +149,13 @@ def _prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, info: DistI
 def _run(
     cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume: bool, loss_fn: LossFn
 ) -> TrainResult:
-    path, checkpoint = read_resume_checkpoint(out, info) if resume else (None, None)
+    found = read_resume_checkpoint(out, info) if resume else None
     state = build_state(
-        cfg, info, init_checkpoint=cfg.train.init_checkpoint if checkpoint is None else None,
+        cfg, info, init_checkpoint=cfg.train.init_checkpoint if found is None else None,
         loss_fn=loss_fn,
     )
-    if checkpoint is not None and path is not None:
+    if found is not None:
+        path, checkpoint = found
         resume_state(state, checkpoint, path)
         changes = _config_changes(checkpoint["config"], config_to_dict(cfg))
         if changes and info.is_main:

@@ -98,10 +98,12 @@ def test_rng_states_of_another_process_count_reseed(make_state, tmp_path, caplog
 def test_read_resume_checkpoint_finds_the_latest_or_nothing(make_state, tmp_path):
     cfg, state = make_state()
     out = tmp_path / "run"
-    assert read_resume_checkpoint(out, DistInfo()) == (None, None)
+    assert read_resume_checkpoint(out, DistInfo()) is None
     save_training_checkpoint(state, out / "checkpoints" / "checkpoint_iter_0000001.pt", cfg)
-    path, checkpoint = read_resume_checkpoint(out, DistInfo())
-    assert path == latest_checkpoint(out) and checkpoint is not None and checkpoint["iteration"] == 0
+    found = read_resume_checkpoint(out, DistInfo())
+    assert found is not None
+    path, checkpoint = found
+    assert path == latest_checkpoint(out) and checkpoint["iteration"] == 0
     # A weights-only file (no optimiser state) cannot be resumed from.
     save_checkpoint(out / "checkpoints" / "model_final.pt", state.model, cfg, state.class_ids,
                     epoch=0, iteration=0)
