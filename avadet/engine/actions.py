@@ -39,13 +39,14 @@ from avadet.engine.inference import (
     eval_setup,
     evaluate_predictions,
     run_inference,
+    to_device,
     write_predictions,
 )
 from avadet.engine.metrics import MetricsLog
 from avadet.engine.sampler import SeedPlanBatchSampler
 from avadet.engine.solver import batchnorm_layers, set_train_mode, update_precise_bn
 from avadet.engine.state import TrainState, save_training_checkpoint
-from avadet.engine.step import batch_on_device, training_loader
+from avadet.engine.step import training_loader
 from avadet.evaluation import EvalResult
 
 # One source name for the whole run's lines in log.txt, whichever module writes them.
@@ -146,8 +147,7 @@ class PreciseBN:
         for j, batch in enumerate(loader):
             if j >= self.batches:
                 break
-            inputs, boxes, _ = batch_on_device(batch, device)
-            yield inputs, boxes
+            yield to_device(batch, device)
 
 
 class EpochReport:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from avadet.data import AvaDataset, collate_ava
 from avadet.engine.distributed import all_reduce_sum
+from avadet.engine.inference import to_device
 from avadet.engine.sampler import SeedPlanBatchSampler
 from avadet.engine.solver import scheduled_lr, set_lr
 from avadet.engine.state import TrainingDiverged, TrainState
@@ -43,11 +44,9 @@ def batch_on_device(
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """The one place the trainer reads a collated batch: ``inputs`` (one ``(B, 3, T, H, W)``
     clip tensor per pathway), ``boxes`` ``(K, 5)`` ``[batch_index, x1, y1, x2, y2]`` in input
-    pixels and multi-hot ``labels`` ``(K, C)``, on ``device``."""
-    non_blocking = device.type == "cuda"
-    inputs = [x.to(device, non_blocking=non_blocking) for x in batch["inputs"]]
-    boxes = batch["boxes"].to(device, non_blocking=non_blocking)
-    labels = batch["labels"].to(device, non_blocking=non_blocking)
+    pixels (both as inference reads them) and multi-hot ``labels`` ``(K, C)``, on ``device``."""
+    inputs, boxes = to_device(batch, device)
+    labels = batch["labels"].to(device, non_blocking=device.type == "cuda")
     return inputs, boxes, labels
 
 
