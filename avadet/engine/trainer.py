@@ -156,10 +156,11 @@ def _run(
     )
     if found is not None:
         path, checkpoint = found
-        resume_state(state, checkpoint, path)
+        # Logged first: a change is often why the checkpoint does not fit.
         changes = _config_changes(checkpoint["config"], config_to_dict(cfg))
         if changes and info.is_main:
             logger.warning("resuming with a changed config: %s", "; ".join(changes))
+        resume_state(state, checkpoint, path)
     else:
         # Identical initial weights on every process (seeded in build_state); from here on
         # each process has its own stream (dropout masks differ between processes).
