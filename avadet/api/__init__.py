@@ -27,6 +27,7 @@ _EXPORTS = {
     "DetectOutputs": "avadet.api.detection",
     "detect_video": "avadet.api.detection",
     "evaluate": "avadet.api.evaluation",
+    "OutputDirInUse": "avadet.api.training",
     "test": "avadet.api.training",
     "train": "avadet.api.training",
     "Config": "avadet.config",

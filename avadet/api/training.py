@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from avadet.api._config import ConfigLike, as_config
-from avadet.engine import TestResult, TrainResult
+from avadet.engine import OutputDirInUse, TestResult, TrainResult
 from avadet.engine import test as engine_test
 from avadet.engine import train as engine_train
 from avadet.errors import ConfigError
 
 PathLike = Union[str, Path]
+
+__all__ = ["OutputDirInUse", "TestResult", "TrainResult", "test", "train"]
 
 
 def train(config: ConfigLike, overrides: Sequence[str] = (), *, resume: bool = True,
@@ -20,8 +22,9 @@ def train(config: ConfigLike, overrides: Sequence[str] = (), *, resume: bool = T
 
     ``resume``: continue from the newest checkpoint there (a run killed at any point resumes
     bit-exactly). ``resume=False`` starts over and is refused when the folder holds
-    checkpoints, unless ``overwrite`` (which deletes them first). Runs unchanged under
-    ``torchrun``.
+    checkpoints (:class:`OutputDirInUse`), unless ``overwrite`` (which deletes them first).
+    Runs unchanged under ``torchrun``. ``result.notes`` holds what a user should read
+    (initialisation, resumption, replaced keyframes, the final mAP).
     """
     if overwrite and resume:
         raise ConfigError("overwrite=True only applies with resume=False")

@@ -25,9 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from avadet import api
+    from avadet.api import OutputDirInUse
+    from avadet.errors import AvadetError
 
     if args.overwrite and args.resume:
         print("avadet train: --overwrite only applies with --no-resume", file=sys.stderr)
         return 2
-    api.train(args.config, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    try:
+        result = api.train(args.config, args.overrides, resume=args.resume,
+                           overwrite=args.overwrite)
+    except OutputDirInUse as exc:
+        raise AvadetError(
+            f"{exc.output_dir} already holds checkpoints (latest {exc.latest}); resume it (the "
+            "default), choose another train.output_dir, or pass --overwrite to start over"
+        ) from None
+    for note in result.notes:
+        print(f"avadet train: {note}")
     return 0

@@ -1,7 +1,9 @@
 """Training and testing: the loops, checkpoints and distributed set-up that tie the data,
 models and evaluation together. The top layer: nothing below imports it.
 
-- :func:`train` (``avadet train``): :mod:`avadet.engine.trainer`;
+- :func:`train` (``avadet train``): :mod:`avadet.engine.trainer` (the loop),
+  :mod:`avadet.engine.state` (the training state, saving and resuming it),
+  :mod:`avadet.engine.step` (one iteration), :mod:`avadet.engine.actions` (periodic work);
 - :func:`test` (``avadet test``) and :func:`run_inference`: :mod:`avadet.engine.inference`;
 - the config boundary of the data (``cfg.data`` -> files, tables, dataset):
   :mod:`avadet.engine.build`;
@@ -31,9 +33,10 @@ from avadet.engine.inference import (
     test,
     write_predictions,
 )
-from avadet.engine.trainer import TrainingDiverged, TrainResult, train
+from avadet.engine.trainer import OutputDirInUse, TrainingDiverged, TrainResult, train
 
 __all__ = [
+    "OutputDirInUse",
     "SplitTables",
     "build_dataset",
     "class_ids_of",

@@ -66,7 +66,7 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     if local_rank >= count:
         raise ConfigError(
             f"LOCAL_RANK={local_rank} but this node has {count} CUDA device(s): "
-            "start at most one process per GPU (torchrun --nproc_per_node)"
+            "start at most one process per GPU (torchrun's processes per node)"
         )
     return torch.device("cuda", local_rank)
 

@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS
 from avadet.errors import AvadetError
 from avadet.io import read_person_boxes
 from avadet.persons.base import PersonBoxes, PersonDetector, empty_boxes

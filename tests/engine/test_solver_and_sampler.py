@@ -161,7 +161,7 @@ def test_seed_plan_makes_augmentation_independent_of_workers_and_order(tiny_root
     assert not torch.equal(again, dataset[3].clip)  # another epoch, another draw
 
 
-def test_kinetics_checkpoint_initialises_the_backbone(tiny_root, tmp_path, capsys):
+def test_kinetics_checkpoint_initialises_the_backbone(tiny_root, tmp_path):
     cfg = load_config(tiny_root / "config.yaml")
     torch.manual_seed(42)
     kinetics = build_model(cfg.model, head="kinetics", num_classes=400, res5_dilation=1)
@@ -173,9 +173,11 @@ def test_kinetics_checkpoint_initialises_the_backbone(tiny_root, tmp_path, capsy
         "train.eval_every_epochs=0", "solver.base_lr=1e-12", "solver.warmup_start_lr=1e-12",
         "solver.weight_decay=0",
     ])
-    train(cfg)
-    printed = capsys.readouterr().out
-    assert "initialised from" in printed and "head tensors left fresh" in printed
+    result = train(cfg)
+    # The load report: a note for the user (the command line prints it) and in log.txt.
+    noted = "\n".join(result.notes)
+    assert "initialised from" in noted and "head tensors left fresh" in noted
+    assert "head tensors left fresh" in (out / "log.txt").read_text()
     state = read_training_checkpoint(out / "checkpoints" / "model_final.pt")["model_state"]
     source = kinetics.state_dict()
     weights = [k for k in state if k.startswith("backbone.") and k.endswith("conv.weight")]
