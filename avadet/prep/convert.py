@@ -152,6 +152,57 @@ def _label_ids(labels: pd.Series, labelmap: Optional[LabelMap], first_id: int,
     return names.map(mapping).astype(np.int64).to_numpy(), LabelMap({i: n for n, i in mapping.items()})
 
 
+def _keyframe_seconds(df: pd.DataFrame, facts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` whole seconds of each row and whether the row is on that keyframe's frame."""
+    if "time" in df.columns:
+        seconds = df["time"].to_numpy(np.float64)
+        # The frame shown at time t: keyframe rows are those at (almost) an integer second.
+        rounded = np.round(seconds)
+        return rounded, np.abs(seconds - rounded) < 1e-3
+    fps = df["video_id"].map(lambda v: facts[v][0]).to_numpy(np.float64)
+    frame = df["frame"].to_numpy(np.float64)
+    rounded = np.round(frame / fps)
+    return rounded, frame == np.floor(rounded * fps + 1e-6)
+
+
+def _normalised_boxes(df: pd.DataFrame, facts: dict, source: Path, *, normalized: bool,
+                      frame_size: Optional[tuple[int, int]]) -> np.ndarray:
+    """``(N, 4)`` boxes in [0, 1]; an empty or inverted box is an error naming its line."""
+    if normalized:
+        scale = np.ones((len(df), 4))
+    else:
+        if frame_size is not None:
+            w = np.full(len(df), float(frame_size[0]))
+            h = np.full(len(df), float(frame_size[1]))
+        else:
+            w = df["video_id"].map(lambda v: facts[v][1]).to_numpy(np.float64)
+            h = df["video_id"].map(lambda v: facts[v][2]).to_numpy(np.float64)
+        scale = np.stack([w, h, w, h], 1)
+    boxes = np.clip(df[BOX].to_numpy(np.float64) / scale, 0.0, 1.0)
+    bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise FormatError(source, f"box {df[BOX].iloc[row].tolist()} is empty or inverted "
+                          "(boxes are x1,y1,x2,y2: top-left and bottom-right corners)", row + 2)
+    return boxes
+
+
+def _write_splits(table: pd.DataFrame, out: PathLike) -> dict[str, Path]:
+    """One AVA CSV per split (``out`` holds ``{split}``), or ``out`` alone without splits."""
+    written: dict[str, Path] = {}
+    if "split" not in table.columns:
+        write_ava_csv(Path(out), table, "person_id")
+        return {"all": Path(out)}
+    if "{split}" not in str(out):
+        raise AvadetError(f"the annotations have a split column: the output path must contain "
+                          f"'{{split}}', got {out}")
+    for split, part in table.groupby("split", sort=True):
+        path = Path(str(out).format(split=split))
+        write_ava_csv(path, part, "person_id")
+        written[str(split)] = path
+    return written
+
+
 def convert_annotations(
     rows: pd.DataFrame,
     *,
@@ -187,32 +238,8 @@ def convert_annotations(
     need_size = not normalized and frame_size is None
     facts = (_video_facts(Path(videos_dir) if videos_dir else None, ids)
              if need_videos or need_size else {})
-    if "time" in df.columns:
-        seconds = df["time"].to_numpy(np.float64)
-        # The frame shown at time t: keyframe rows are those at (almost) an integer second.
-        rounded = np.round(seconds)
-        on_key = np.abs(seconds - rounded) < 1e-3
-    else:
-        fps = df["video_id"].map(lambda v: facts[v][0]).to_numpy(np.float64)
-        frame = df["frame"].to_numpy(np.float64)
-        rounded = np.round(frame / fps)
-        on_key = frame == np.floor(rounded * fps + 1e-6)
-    if normalized:
-        scale = np.ones((len(df), 4))
-    else:
-        if frame_size is not None:
-            w = np.full(len(df), float(frame_size[0]))
-            h = np.full(len(df), float(frame_size[1]))
-        else:
-            w = df["video_id"].map(lambda v: facts[v][1]).to_numpy(np.float64)
-            h = df["video_id"].map(lambda v: facts[v][2]).to_numpy(np.float64)
-        scale = np.stack([w, h, w, h], 1)
-    boxes = np.clip(df[BOX].to_numpy(np.float64) / scale, 0.0, 1.0)
-    bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise FormatError(source, f"box {df[BOX].iloc[row].tolist()} is empty or inverted "
-                          "(boxes are x1,y1,x2,y2: top-left and bottom-right corners)", row + 2)
+    rounded, on_key = _keyframe_seconds(df, facts)
+    boxes = _normalised_boxes(df, facts, source, normalized=normalized, frame_size=frame_size)
     labelmap_path = Path(labelmap_path)
     existing = read_labelmap(labelmap_path) if labelmap_path.is_file() else None
     action, labelmap = _label_ids(df["label"], existing, first_id, source)
@@ -229,18 +256,7 @@ def convert_annotations(
         table["split"] = df["split"].astype(str).str.strip()
     table = table[on_key].drop_duplicates()
     table = table.sort_values([*KEY_COLUMNS, "person_id", "action_id"], kind="stable")
-    written: dict[str, Path] = {}
-    if "split" in table.columns:
-        if "{split}" not in str(out):
-            raise AvadetError(f"the annotations have a split column: --out must contain "
-                              f"'{{split}}', got {out}")
-        for split, part in table.groupby("split", sort=True):
-            path = Path(str(out).format(split=split))
-            write_ava_csv(path, part, "person_id")
-            written[str(split)] = path
-    else:
-        write_ava_csv(Path(out), table, "person_id")
-        written["all"] = Path(out)
+    written = _write_splits(table, out)
     if existing is None:
         write_labelmap(labelmap_path, labelmap)
     return ConversionResult(table, labelmap, written, int((~on_key).sum()),
