@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from avadet.boxes import BOX_COLUMNS, PREDICTION_COLUMNS
-from avadet.detect.runner import DetectResult
+from avadet.detect.results import DetectResult
 from avadet.io import LabelMap, atomic_write, write_ava_csv
 
 PathLike = Union[str, Path]

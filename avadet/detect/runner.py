@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -43,9 +43,12 @@ from avadet.data.sampling import keyframe_to_frame_index, sample_clip_indices
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
 from avadet.data.transforms import short_side_size, to_input
 from avadet.detect.render import draw_people
+from avadet.detect.results import TIMED_STAGES, DetectResult, KeyframeResult
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
 from avadet.persons import PersonBoxes, PersonDetector
+
+__all__ = ["ClipDetector", "ClipSettings", "DetectResult", "KeyframeResult", "count_frames"]
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -74,44 +77,6 @@ class ClipSettings:
     def window(self) -> int:
         """Frames spanned by one clip."""
         return self.num_frames * self.sampling_rate
-
-
-@dataclass
-class KeyframeResult:
-    """One keyframe: ``time`` seconds from the video start, centre ``frame``; per person
-    ``boxes`` ``(K, 4)`` normalised x1 y1 x2 y2, ``person_scores`` ``(K,)``, ``track_ids``
-    ``(K,)`` and ``action_scores`` ``(K, C)`` (column j = class ``class_ids[j]``)."""
-
-    index: int
-    time: float
-    frame: int
-    boxes: np.ndarray
-    person_scores: np.ndarray
-    track_ids: np.ndarray
-    action_scores: np.ndarray
-
-
-@dataclass
-class DetectResult:
-    video: Path
-    video_id: str
-    fps: float
-    num_frames: int
-    width: int
-    height: int
-    class_ids: list[int]
-    keyframes: list[KeyframeResult]
-    annotated_video: Optional[Path]
-    # Seconds spent: decode (demux, decode, RGB), persons (detector), actions (resize,
-    # normalise, model), render (draw, encode), total (wall time of the pass).
-    timings: dict[str, float] = field(default_factory=dict)
-    # Most frames held in memory at once (full-size frames awaiting writing + resized clip
-    # frames): bounded by the clip window and the keyframe interval, not the video length.
-    peak_frames_held: int = 0
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -255,7 +220,7 @@ class ClipDetector:
                                                               segment_start=0.0))
             return centre_cache[k]
 
-        timings = dict.fromkeys(("decode", "persons", "actions", "render"), 0.0)
+        timings = dict.fromkeys(TIMED_STAGES, 0.0)
         tracker = IouTracker(min_iou=self.tracker_iou)
         detections: dict[int, PersonBoxes] = {}
         results: list[KeyframeResult] = []
