@@ -9,11 +9,15 @@ from typing import Any, Optional, Union
 import numpy as np
 import pandas as pd
 
-from avadet.detect.runner import DetectResult
+from avadet.boxes import BOX_COLUMNS, PREDICTION_COLUMNS
+from avadet.detect.results import DetectResult
 from avadet.io import LabelMap, atomic_write, write_ava_csv
 
 PathLike = Union[str, Path]
 _INTEGER_TOLERANCE = 1e-6
+_PREDICTION_DTYPES = {"video_id": str, "timestamp": np.float64,
+                      **dict.fromkeys(BOX_COLUMNS, np.float64), "action_id": np.int64,
+                      "score": np.float64}
 
 
 def top_actions(scores: np.ndarray, class_ids: list[int], k: int) -> list[tuple[int, float]]:
@@ -28,8 +32,9 @@ def prediction_table(result: DetectResult, *, timestamp_offset: float = 0.0,
                      top_k: int = 0) -> pd.DataFrame:
     """One block of rows per (keyframe, person), keyframes in time order and persons by
     descending person score; within a block one row per class (``top_k`` > 0: the ``top_k``
-    best, best first; 0: every class in the model's column order). Columns ``video_id
-    timestamp x1 y1 x2 y2 action_id score``; ``timestamp`` is ``offset + t`` seconds."""
+    best, best first; 0: every class in the model's column order). Columns
+    :data:`~avadet.boxes.PREDICTION_COLUMNS` (``video_id timestamp x1 y1 x2 y2 action_id
+    score``); ``timestamp`` is ``offset + t`` seconds."""
     class_ids = np.asarray(result.class_ids, np.int64)
     parts = []
     for kf in result.keyframes:
@@ -45,16 +50,12 @@ def prediction_table(result: DetectResult, *, timestamp_offset: float = 0.0,
         parts.append(pd.DataFrame({
             "video_id": result.video_id,
             "timestamp": timestamp_offset + kf.time,
-            **{name: kf.boxes[person, j].astype(np.float64)
-               for j, name in enumerate(("x1", "y1", "x2", "y2"))},
+            **dict(zip(BOX_COLUMNS, kf.boxes[person].astype(np.float64).T)),
             "action_id": class_ids[cols.reshape(-1)],
             "score": kf.action_scores[person, cols.reshape(-1)].astype(np.float64),
-        }))
+        }, columns=PREDICTION_COLUMNS))
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in (
-            ("video_id", str), ("timestamp", np.float64), ("x1", np.float64), ("y1", np.float64),
-            ("x2", np.float64), ("y2", np.float64), ("action_id", np.int64),
-            ("score", np.float64))})
+        return pd.DataFrame({c: pd.Series(dtype=_PREDICTION_DTYPES[c]) for c in PREDICTION_COLUMNS})
     return pd.concat(parts, ignore_index=True)
 
 
@@ -68,7 +69,7 @@ def write_predictions_csv(path: PathLike, table: pd.DataFrame) -> Path:
         return Path(path)
     out = table.copy()
     out["timestamp"] = table["timestamp"].map("{:.3f}".format)
-    for name in ("x1", "y1", "x2", "y2", "score"):
+    for name in (*BOX_COLUMNS, "score"):
         out[name] = table[name].map("{:.6g}".format)
     with atomic_write(path) as handle:
         out.to_csv(handle, header=False, index=False)

@@ -3,12 +3,16 @@ the top actions with their scores."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
 
+from avadet.detect.results import KeyframeResult
+
 SMALL_FRAME = 160  # pixels: below this short side only the track id is written
+# A person's ``(C,)`` action scores -> the text lines drawn under their id.
+LabelsOf = Callable[[np.ndarray], list[str]]
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -51,3 +55,21 @@ def draw_people(
                         (0, 0, 0), 1, cv2.LINE_AA)
             y += line
     return frame
+
+
+def draw_keyframe(frame: np.ndarray, keyframe: KeyframeResult,
+                  labels_of: Optional[LabelsOf]) -> np.ndarray:
+    """Draw ``keyframe``'s people on ``frame`` (``(H, W, 3)`` uint8 RGB, in place), each with
+    the lines ``labels_of`` gives for their action scores (None: the id alone)."""
+    lines = ([labels_of(row) for row in keyframe.action_scores] if labels_of
+             else [[] for _ in keyframe.track_ids])
+    return draw_people(frame, keyframe.boxes, keyframe.track_ids.tolist(), lines)
+
+
+def pad_even(frame: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` -> ``(H + H % 2, W + W % 2, 3)``: an odd size padded by one edge row /
+    column, as yuv420p encoding needs even sizes."""
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")

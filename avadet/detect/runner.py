@@ -17,18 +17,26 @@ until the keyframe whose boxes it shows has been scored, then drawn and encoded.
 scored as soon as the last frame of its clip has been decoded. Memory is therefore a window of
 about ``num_frames * sampling_rate + interval * fps`` frames, whatever the video's length. The
 frame count is whatever the decoder delivers, never the container's claim.
+
+Layout: :meth:`ClipDetector.run` opens the video and feeds each decoded frame to
+``_on_frame``, which runs the steps above (``_detect_persons``, resizing, ``_score_next``,
+``_write_ready``); ``_finish`` applies the edge rule at the end. What the pass holds and when
+a step applies (which frames a clip takes, when a keyframe is scoreable, which held frames can
+be written) is :class:`~avadet.detect.stream.StreamState`'s and
+:class:`~avadet.detect.stream.ClipTimeline`'s; the result types are in
+:mod:`avadet.detect.results`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Union
 
 import av
 import cv2
@@ -39,13 +47,19 @@ from tqdm import tqdm
 
 from avadet.boxes import clip_to_image, to_pixels
 from avadet.config import Config
-from avadet.data.sampling import keyframe_to_frame_index, sample_clip_indices
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
 from avadet.data.transforms import short_side_size, to_input
-from avadet.detect.render import draw_people
+from avadet.detect.render import LabelsOf, draw_keyframe, pad_even
+from avadet.detect.results import DetectResult, KeyframeResult
+from avadet.detect.stream import ClipTimeline, StreamState
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
-from avadet.persons import PersonBoxes, PersonDetector
+from avadet.persons import PersonDetector
+
+if TYPE_CHECKING:
+    from avadet.prep.media import VideoWriter
+
+__all__ = ["ClipDetector", "ClipSettings", "DetectResult", "KeyframeResult", "count_frames"]
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -76,52 +90,6 @@ class ClipSettings:
         return self.num_frames * self.sampling_rate
 
 
-@dataclass
-class KeyframeResult:
-    """One keyframe: ``time`` seconds from the video start, centre ``frame``; per person
-    ``boxes`` ``(K, 4)`` normalised x1 y1 x2 y2, ``person_scores`` ``(K,)``, ``track_ids``
-    ``(K,)`` and ``action_scores`` ``(K, C)`` (column j = class ``class_ids[j]``)."""
-
-    index: int
-    time: float
-    frame: int
-    boxes: np.ndarray
-    person_scores: np.ndarray
-    track_ids: np.ndarray
-    action_scores: np.ndarray
-
-
-@dataclass
-class DetectResult:
-    video: Path
-    video_id: str
-    fps: float
-    num_frames: int
-    width: int
-    height: int
-    class_ids: list[int]
-    keyframes: list[KeyframeResult]
-    annotated_video: Optional[Path]
-    # Seconds spent: decode (demux, decode, RGB), persons (detector), actions (resize,
-    # normalise, model), render (draw, encode), total (wall time of the pass).
-    timings: dict[str, float] = field(default_factory=dict)
-    # Most frames held in memory at once (full-size frames awaiting writing + resized clip
-    # frames): bounded by the clip window and the keyframe interval, not the video length.
-    peak_frames_held: int = 0
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
-
-
-def _even(frame: np.ndarray) -> np.ndarray:
-    """Pad an odd-sized frame by one edge row / column (yuv420p needs even sizes)."""
-    h, w = frame.shape[:2]
-    if h % 2 == 0 and w % 2 == 0:
-        return frame
-    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-
-
 def count_frames(path: PathLike) -> Optional[int]:
     """Frames in ``path`` from its packets (no decoding; not the container's header), or None
     if the file cannot be demuxed."""
@@ -130,6 +98,98 @@ def count_frames(path: PathLike) -> Optional[int]:
         return VideoSource(path.parent, extensions=(path.suffix,)).num_frames(path.stem)
     except ClipReadError:
         return None
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    """Where the annotated video goes and the text drawn under each person."""
+
+    writer: VideoWriter
+    labels_of: Optional[LabelsOf]
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the block's wall time to ``timings[stage]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] += time.perf_counter() - t0
+
+
+def _open_video(path: Path,
+                stack: contextlib.ExitStack) -> tuple[Iterator[av.VideoFrame], Fraction]:
+    """The decoder of ``path``'s first video stream and its average frame rate; the container
+    closes with ``stack``."""
+    if not path.is_file():
+        raise FormatError(path, "video not found")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise FormatError(path, f"cannot open video: {exc}") from None
+    stack.callback(container.close)
+    if not container.streams.video:
+        raise FormatError(path, "no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        raise FormatError(path, "cannot tell the video's frame rate")
+    return container.decode(stream), Fraction(rate)
+
+
+def _decode_rgb(path: Path, frames: Iterator[av.VideoFrame],
+                timings: dict[str, float]) -> Iterator[np.ndarray]:
+    """The decoded frames as ``(H, W, 3)`` uint8 RGB, in order, all of the first one's size;
+    the time spent goes to ``timings["decode"]`` (not the time the caller spends between)."""
+    size: Optional[tuple[int, int]] = None
+    count = 0
+    while True:
+        with _timed(timings, "decode"):
+            try:
+                frame = next(frames, None)
+                rgb = frame_to_rgb(frame) if frame is not None else None
+            except av.FFmpegError as exc:
+                raise FormatError(path, f"cannot decode video after frame {count}: "
+                                  f"{exc}") from None
+        if rgb is None:
+            return
+        if size is None:
+            size = rgb.shape[:2]
+        elif rgb.shape[:2] != size:
+            raise FormatError(path, f"frame {count} is {rgb.shape[1]}x{rgb.shape[0]}, the first "
+                              f"was {size[1]}x{size[0]}")
+        yield rgb
+        count += 1
+
+
+def _resize(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` -> ``(H', W', 3)``, ``input_size = (H', W')``; always a new array, since
+    the full frame gets boxes drawn on it later."""
+    h2, w2 = input_size
+    if (h2, w2) == rgb.shape[:2]:
+        return rgb.copy()
+    return cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_LINEAR)
+
+
+def _open_writer(path: PathLike, full_size: tuple[int, int],
+                 rate: Fraction) -> contextlib.AbstractContextManager[VideoWriter]:
+    """The annotated video's writer for ``(H, W)`` frames: odd sizes grow by one pixel."""
+    from avadet.prep.media import open_video_writer  # only runs that write a video need it
+
+    height, width = full_size
+    return open_video_writer(path, width=width + width % 2, height=height + height % 2, fps=rate)
+
+
+def _write_ready(state: StreamState, annotation: _Annotation, final: bool) -> None:
+    """Draw and encode the held frames whose keyframe is scored (``final``: all of them)."""
+    with _timed(state.timings, "render"):
+        while (ready := state.pop_writable(final)) is not None:
+            frame, keyframe = ready
+            if keyframe is not None:
+                draw_keyframe(frame, keyframe, annotation.labels_of)
+            annotation.writer.write(pad_even(frame))
 
 
 class ClipDetector:
@@ -174,6 +234,7 @@ class ClipDetector:
     # -- the time line ---------------------------------------------------------------------
 
     def keyframe_time(self, k: int) -> float:
+        """Seconds from the video's start to keyframe ``k`` (a pass's ``ClipTimeline.time``)."""
         return self.start + k * self.interval
 
     # -- one keyframe ----------------------------------------------------------------------
@@ -207,7 +268,7 @@ class ClipDetector:
         video_id: Optional[str] = None,
         timestamp_offset: float = 0.0,
         annotated_path: Optional[PathLike] = None,
-        labels_of: Optional[Callable[[np.ndarray], list[str]]] = None,
+        labels_of: Optional[LabelsOf] = None,
         progress: bool = True,
     ) -> DetectResult:
         """Detect on ``video``; write the annotated video to ``annotated_path`` (if given).
@@ -218,182 +279,111 @@ class ClipDetector:
         """
         path = Path(video)
         video_id = video_id or path.stem
-        if not path.is_file():
-            raise FormatError(path, "video not found")
-        try:
-            container = av.open(str(path))
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise FormatError(path, f"cannot open video: {exc}") from None
         with contextlib.ExitStack() as stack:
-            stack.callback(container.close)
-            if not container.streams.video:
-                raise FormatError(path, "no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
-            if not rate:
-                raise FormatError(path, "cannot tell the video's frame rate")
-            result = self._stream(
-                path, container, stream, Fraction(rate), video_id, timestamp_offset,
-                annotated_path, labels_of, progress, stack,
-            )
-        if annotated_path is not None:
-            result.annotated_video = Path(annotated_path)
-        return result
+            frames, rate = _open_video(path, stack)
+            expected = count_frames(path)
+            bar = stack.enter_context(tqdm(total=expected, desc=f"detect {path.name}",
+                                           unit="frame", disable=not progress))
+            started = time.perf_counter()
+            state = self._start_state(float(rate))
+            decoded = _decode_rgb(path, frames, state.timings)
+            first = next(decoded, None)
+            if first is None:
+                raise FormatError(path, "no frames could be decoded")
+            state.full_size = first.shape[:2]
+            state.input_size = short_side_size(*state.full_size, self.settings.short_side)
+            annotation = None
+            if annotated_path is not None:
+                annotation = _Annotation(stack.enter_context(
+                    _open_writer(annotated_path, state.full_size, rate)), labels_of)
+            for rgb in itertools.chain([first], decoded):
+                self._on_frame(state, rgb, video_id, timestamp_offset, annotation)
+                bar.update(1)
+            self._finish(state, annotation)
+            state.timings["total"] = time.perf_counter() - started
+        if expected is not None and expected != state.decoded:
+            logger.info("%s: packets say %d frames, %d decoded", path, expected, state.decoded)
+        if not state.results:
+            logger.warning("%s: no keyframe (the video is %d frames, the first keyframe is at "
+                           "%.2f s)", path, state.decoded, self.start)
+        height, width = state.full_size
+        return DetectResult(path, video_id, float(rate), state.decoded, width, height,
+                            self.class_ids, state.results,
+                            None if annotated_path is None else Path(annotated_path),
+                            state.timings, state.peak_frames_held)
 
-    def _stream(self, path, container, stream, rate, video_id, offset, annotated_path,
-                labels_of, progress, stack) -> DetectResult:
-        fps = float(rate)
+    # -- the steps of the streaming pass ---------------------------------------------------
+
+    def _start_state(self, fps: float) -> StreamState:
         s = self.settings
-        half = s.window // 2
-        reach = (s.num_frames - 1) * s.sampling_rate  # last clip frame - first clip frame
-        centre_cache: dict[int, int] = {}
+        timeline = ClipTimeline(fps=fps, start=self.start, interval=self.interval,
+                                num_frames=s.num_frames, sampling_rate=s.sampling_rate)
+        return StreamState(timeline, IouTracker(min_iou=self.tracker_iou))
 
-        def centre(k: int) -> int:
-            if k not in centre_cache:
-                centre_cache[k] = int(keyframe_to_frame_index(self.keyframe_time(k), fps=fps,
-                                                              segment_start=0.0))
-            return centre_cache[k]
+    def _on_frame(self, state: StreamState, rgb: np.ndarray, video_id: str, offset: float,
+                  annotation: Optional[_Annotation]) -> None:
+        """One decoded ``(H, W, 3)`` frame through the pass: persons found on it if it is a
+        keyframe's centre, resized if a clip still to score takes it, the keyframes whose
+        clip it completes scored, then the held frames that are ready written."""
+        i = state.decoded
+        state.decoded += 1
+        state.last_frame = rgb
+        self._detect_persons(state, rgb, i, video_id, offset)
+        if state.needs(i):
+            with _timed(state.timings, "actions"):
+                state.resized[i] = _resize(rgb, state.input_size)
+        while state.scoreable(ended=False):
+            self._score_next(state)
+        state.drop_resized_before_next_clip()
+        if annotation is not None:
+            state.held.append((i, rgb))
+        state.note_peak()  # before writing: the frame just decoded counts
+        if annotation is not None:
+            _write_ready(state, annotation, final=False)
 
-        timings = dict.fromkeys(("decode", "persons", "actions", "render"), 0.0)
-        tracker = IouTracker(min_iou=self.tracker_iou)
-        detections: dict[int, PersonBoxes] = {}
-        results: list[KeyframeResult] = []
-        small: dict[int, np.ndarray] = {}  # frame index -> frame resized for the model
-        held: deque = deque()  # (index, full frame) waiting to be drawn and written
-        writer = None
-        full_size = (0, 0)
-        input_size = (0, 0)
-        next_detect = 0  # next keyframe whose centre frame is to come
-        next_score = 0  # next keyframe to score
-        shown = 0  # keyframe whose boxes the next frame to write shows
-        decoded = 0
-        last_rgb: Optional[np.ndarray] = None
-        peak = 0
+    def _detect_persons(self, state: StreamState, rgb: np.ndarray, i: int, video_id: str,
+                        offset: float) -> None:
+        """Persons on frame ``i`` for each keyframe centred on it (several when keyframes are
+        closer than a frame apart); the CSV backend's key is ``(video_id, offset + t)``."""
+        timeline = state.timeline
+        while timeline.centre(state.next_detect) == i:
+            k = state.next_detect
+            with _timed(state.timings, "persons"):
+                key = (video_id, offset + timeline.time(k))
+                state.detections[k] = self.persons.detect([rgb], [key])[0]
+            state.next_detect += 1
 
-        def needed(i: int) -> bool:
-            """Does an unscored keyframe's clip use frame i (clamped at the start)?"""
-            k = next_score
-            while centre(k) - half <= i:
-                first = centre(k) - half
-                if (first < 0 and i == 0) or (
-                    i >= first and i <= first + reach and (i - first) % s.sampling_rate == 0
-                ):
-                    return True
-                k += 1
-            return False
-
-        def resize(rgb: np.ndarray) -> np.ndarray:
-            h2, w2 = input_size
-            if (h2, w2) == rgb.shape[:2]:
-                return rgb.copy()  # the full frame gets boxes drawn on it later
-            return cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_LINEAR)
-
-        def score_keyframe(k: int, total: int) -> None:
-            t0 = time.perf_counter()
-            c = centre(k)
-            indices = sample_clip_indices(c, num_frames=s.num_frames,
-                                          sampling_rate=s.sampling_rate, total_frames=total)
-            found = detections.pop(k)
+    def _score_next(self, state: StreamState) -> None:
+        """Score keyframe ``next_score`` on its clip (complete, or clamped to the frames
+        decoded so far) and link its persons to the previous keyframes'."""
+        k = state.next_score
+        found = state.detections.pop(k)
+        with _timed(state.timings, "actions"):
             if len(found.boxes):
-                clip = np.stack([small[j] for j in indices.tolist()])
-                scores = self.score(clip, full_size, found.boxes)
+                indices = state.timeline.clip_indices(k, total_frames=state.decoded)
+                clip = np.stack([state.resized[j] for j in indices.tolist()])
+                scores = self.score(clip, state.full_size, found.boxes)
             else:
                 scores = np.zeros((0, len(self.class_ids)), np.float32)
-            timings["actions"] += time.perf_counter() - t0
-            results.append(KeyframeResult(
-                index=k, time=self.keyframe_time(k), frame=c, boxes=found.boxes,
-                person_scores=found.scores, track_ids=tracker.update(found.boxes),
-                action_scores=scores,
-            ))
+        state.results.append(KeyframeResult(
+            index=k, time=state.timeline.time(k), frame=state.timeline.centre(k),
+            boxes=found.boxes, person_scores=found.scores,
+            track_ids=state.tracker.update(found.boxes), action_scores=scores,
+        ))
+        state.next_score += 1
 
-        def write_ready(final: bool) -> None:
-            nonlocal shown
-            t0 = time.perf_counter()
-            while held:
-                index, frame = held[0]
-                while centre(shown + 1) <= index and (final or shown + 1 < next_detect):
-                    shown += 1
-                before_first = index < centre(0)  # nothing to show yet: written at once
-                if not before_first and not final and shown >= next_score:
-                    break  # its keyframe is not scored yet
-                held.popleft()
-                if not before_first and shown < len(results):
-                    kf = results[shown]
-                    lines = ([labels_of(row) for row in kf.action_scores] if labels_of
-                             else [[] for _ in kf.track_ids])
-                    draw_people(frame, kf.boxes, kf.track_ids.tolist(), lines)
-                writer.write(_even(frame))
-            timings["render"] += time.perf_counter() - t0
+    def _finish(self, state: StreamState, annotation: Optional[_Annotation]) -> None:
+        """After the last frame (edge rule: clips past the end repeat the last frame): score
+        the keyframes still waiting, write the frames still held."""
+        last = state.decoded - 1
+        if last not in state.resized:
+            with _timed(state.timings, "actions"):
+                state.resized[last] = _resize(state.last_frame, state.input_size)
+        while state.scoreable(ended=True):
+            self._score_next(state)
+        if annotation is not None:
+            _write_ready(state, annotation, final=True)
+            if annotation.writer.frames_written != state.decoded:
+                raise AvadetError(f"wrote {annotation.writer.frames_written} of "
+                                  f"{state.decoded} frames")
 
-        expected = count_frames(path)
-        bar = stack.enter_context(tqdm(total=expected, desc=f"detect {path.name}", unit="frame",
-                                       disable=not progress))
-        started = time.perf_counter()
-        frames = container.decode(stream)
-        while True:
-            t0 = time.perf_counter()
-            try:
-                frame = next(frames, None)
-                rgb = frame_to_rgb(frame) if frame is not None else None
-            except av.FFmpegError as exc:
-                raise FormatError(path, f"cannot decode video after frame {decoded}: {exc}") from None
-            timings["decode"] += time.perf_counter() - t0
-            if rgb is None:
-                break
-            i = decoded
-            decoded += 1
-            if i == 0:
-                full_size = rgb.shape[:2]
-                input_size = short_side_size(full_size[0], full_size[1], s.short_side)
-                if annotated_path is not None:
-                    from avadet.prep.media import open_video_writer
-
-                    writer = stack.enter_context(open_video_writer(
-                        annotated_path, width=full_size[1] + full_size[1] % 2,
-                        height=full_size[0] + full_size[0] % 2, fps=rate))
-            elif rgb.shape[:2] != full_size:
-                raise FormatError(path, f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the first "
-                                  f"was {full_size[1]}x{full_size[0]}")
-            while centre(next_detect) == i:
-                t0 = time.perf_counter()
-                key = (video_id, offset + self.keyframe_time(next_detect))
-                detections[next_detect] = self.persons.detect([rgb], [key])[0]
-                timings["persons"] += time.perf_counter() - t0
-                next_detect += 1
-            if needed(i):
-                t0 = time.perf_counter()
-                small[i] = resize(rgb)
-                timings["actions"] += time.perf_counter() - t0
-            last_rgb = rgb
-            while next_score < next_detect and centre(next_score) - half + reach <= i:
-                score_keyframe(next_score, total=decoded)
-                next_score += 1
-            low = max(0, centre(next_score) - half)
-            for j in [j for j in small if j < low]:
-                del small[j]
-            if writer is not None:
-                held.append((i, rgb))
-                peak = max(peak, len(held) + len(small))
-                write_ready(final=False)
-            peak = max(peak, len(held) + len(small))
-            bar.update(1)
-        if decoded == 0:
-            raise FormatError(path, "no frames could be decoded")
-        if decoded - 1 not in small and last_rgb is not None:
-            small[decoded - 1] = resize(last_rgb)  # clips past the end repeat the last frame
-        while next_score < next_detect:
-            score_keyframe(next_score, total=decoded)
-            next_score += 1
-        if writer is not None:
-            write_ready(final=True)
-            if writer.frames_written != decoded:
-                raise AvadetError(f"wrote {writer.frames_written} of {decoded} frames")
-        timings["total"] = time.perf_counter() - started
-        if expected is not None and expected != decoded:
-            logger.info("%s: packets say %d frames, %d decoded", path, expected, decoded)
-        if not results:
-            logger.warning("%s: no keyframe (the video is %d frames, the first keyframe is at "
-                           "%.2f s)", path, decoded, self.start)
-        return DetectResult(path, video_id, fps, decoded, full_size[1], full_size[0],
-                            self.class_ids, results, None, timings, peak)

@@ -1,0 +1,158 @@
+"""The bookkeeping of :class:`~avadet.detect.runner.ClipDetector`'s single decoding pass, apart
+from decoding, detecting, scoring and drawing: where each keyframe and its clip lie on the
+frame line (:class:`ClipTimeline`) and what the pass holds between two decoded frames
+(:class:`StreamState`). Each decision of the pass is a small query here (which frames a clip
+takes, when a keyframe can be scored, which held frames can be written), testable without a
+video or a model.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from avadet.data.sampling import keyframe_to_frame_index, sample_clip_indices
+from avadet.detect.results import TIMED_STAGES, KeyframeResult
+from avadet.detect.tracking import IouTracker
+from avadet.persons import PersonBoxes
+
+
+@dataclass
+class ClipTimeline:
+    """Keyframes and their clips on the frame line of a video decoded at ``fps``.
+
+    Keyframe ``k`` is at ``start + k * interval`` seconds, its centre frame ``floor(t * fps)``;
+    its clip is ``num_frames`` frame indices at stride ``sampling_rate`` from ``centre -
+    window // 2`` (PySlowFast's sampling), which the video's edges clamp to its first / last
+    frame. Centres, and so clips, never move backwards as ``k`` grows.
+    """
+
+    fps: float
+    start: float
+    interval: float
+    num_frames: int
+    sampling_rate: int
+    # Centre frames by keyframe: asked for several times per decoded frame.
+    _centres: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+
+    def time(self, k: int) -> float:
+        """Seconds from the video's start to keyframe ``k``."""
+        return self.start + k * self.interval
+
+    def centre(self, k: int) -> int:
+        """Keyframe ``k``'s centre frame (it may lie past the video's end)."""
+        if k not in self._centres:
+            self._centres[k] = int(keyframe_to_frame_index(self.time(k), fps=self.fps,
+                                                           segment_start=0.0))
+        return self._centres[k]
+
+    def clip_first(self, k: int) -> int:
+        """The first frame of keyframe ``k``'s clip before clamping (negative near the start)."""
+        return self.centre(k) - self.num_frames * self.sampling_rate // 2
+
+    def clip_last(self, k: int) -> int:
+        """The last frame of keyframe ``k``'s clip before clamping (past the end near it)."""
+        return self.clip_first(k) + (self.num_frames - 1) * self.sampling_rate
+
+    def clip_indices(self, k: int, total_frames: int) -> np.ndarray:
+        """Keyframe ``k``'s clip, ``(num_frames,)`` frame indices clamped to a video of
+        ``total_frames`` frames."""
+        return sample_clip_indices(self.centre(k), num_frames=self.num_frames,
+                                   sampling_rate=self.sampling_rate, total_frames=total_frames)
+
+    def uses(self, k: int, i: int) -> bool:
+        """Does keyframe ``k``'s clip take frame ``i``? Frame 0 stands in for the indices
+        before the start. (The last frame's stand-in role is settled at the end, when the
+        video's length is known.)"""
+        first = self.clip_first(k)
+        if first < 0 and i == 0:
+            return True
+        return first <= i <= self.clip_last(k) and (i - first) % self.sampling_rate == 0
+
+    def needed(self, first_unscored: int, i: int) -> bool:
+        """Does the clip of keyframe ``first_unscored`` or of a later one take frame ``i``?
+        Clips start in keyframe order, so the search ends at the first clip after ``i``."""
+        k = first_unscored
+        while self.clip_first(k) <= i:
+            if self.uses(k, i):
+                return True
+            k += 1
+        return False
+
+
+@dataclass
+class StreamState:
+    """The streaming pass between two decoded frames: what it holds and what comes next.
+
+    Keyframes pass three cursors: ``next_detect`` (its centre frame is still to come),
+    ``next_score`` (persons found, clip maybe incomplete) and ``shown`` (the keyframe whose
+    boxes the oldest held frame shows). Frames are held twice over, each for as long as it
+    is needed: resized for the clips not yet scored, and at full size until drawn and
+    written. So memory is bounded by the clip window plus one keyframe interval.
+    """
+
+    timeline: ClipTimeline
+    tracker: IouTracker
+    decoded: int = 0  # frames decoded so far: the next frame's index
+    next_detect: int = 0
+    next_score: int = 0
+    shown: int = 0
+    full_size: tuple[int, int] = (0, 0)  # (H, W) of the decoded frames
+    input_size: tuple[int, int] = (0, 0)  # (H', W') the model's clip frames are resized to
+    # Persons of the keyframes found but not yet scored, by keyframe.
+    detections: dict[int, PersonBoxes] = field(default_factory=dict)
+    # Frame index -> (H', W', 3) uint8 frame, for the clips not yet scored.
+    resized: dict[int, np.ndarray] = field(default_factory=dict)
+    # (frame index, (H, W, 3) uint8 frame) awaiting drawing and writing, oldest first.
+    held: deque[tuple[int, np.ndarray]] = field(default_factory=deque)
+    # The latest decoded frame: clips past the video's end repeat it.
+    last_frame: Optional[np.ndarray] = None
+    results: list[KeyframeResult] = field(default_factory=list)  # results[k]: keyframe k
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMED_STAGES, 0.0))
+    peak_frames_held: int = 0
+
+    def needs(self, i: int) -> bool:
+        """Is decoded frame ``i`` to be resized for a clip not yet scored?"""
+        return self.timeline.needed(self.next_score, i)
+
+    def scoreable(self, ended: bool) -> bool:
+        """Can keyframe ``next_score`` be scored now: are its persons found and is its clip
+        complete (its last frame decoded, or the video ``ended`` and the rest is clamped)?"""
+        if self.next_score >= self.next_detect:
+            return False
+        return ended or self.timeline.clip_last(self.next_score) < self.decoded
+
+    def drop_resized_before_next_clip(self) -> None:
+        """Forget the resized frames before keyframe ``next_score``'s clip: no clip still to
+        score takes them, since clips start in keyframe order."""
+        low = max(0, self.timeline.clip_first(self.next_score))
+        for j in [j for j in self.resized if j < low]:
+            del self.resized[j]
+
+    def note_peak(self) -> None:
+        self.peak_frames_held = max(self.peak_frames_held, len(self.held) + len(self.resized))
+
+    def pop_writable(self, final: bool) -> Optional[tuple[np.ndarray, Optional[KeyframeResult]]]:
+        """Take the oldest held frame if it can be written now, with the keyframe whose boxes
+        it shows (None: no boxes); None while it must wait.
+
+        A frame shows the last keyframe centred at or before it, so it waits until that one
+        is scored; frames before the first keyframe's centre show nothing and go at once.
+        ``final`` (the video ended, every keyframe scored): everything goes.
+        """
+        if not self.held:
+            return None
+        index, frame = self.held[0]
+        centre = self.timeline.centre
+        while centre(self.shown + 1) <= index and (final or self.shown + 1 < self.next_detect):
+            self.shown += 1
+        before_first = index < centre(0)
+        if not before_first and not final and self.shown >= self.next_score:
+            return None
+        self.held.popleft()
+        if before_first or self.shown >= len(self.results):
+            return frame, None
+        return frame, self.results[self.shown]
