@@ -14,6 +14,7 @@ import abc
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
+import torch
 
 
 class PersonBoxes(NamedTuple):
@@ -64,3 +65,25 @@ class PersonDetector(abc.ABC):
     def describe(self) -> str:
         """One line for logs and benchmark tables."""
         return type(self).__name__
+
+
+class BatchedPersonDetector(PersonDetector):
+    """A detector that looks at pixels, ``batch_size`` frames per forward pass: subclasses
+    implement :meth:`detect_batch`."""
+
+    batch_size: int = 4
+
+    def detect(
+        self,
+        frames: Sequence[np.ndarray],
+        keys: Optional[Sequence[tuple[str, float]]] = None,
+    ) -> list[PersonBoxes]:
+        out: list[PersonBoxes] = []
+        with torch.no_grad():
+            for start in range(0, len(frames), self.batch_size):
+                out += self.detect_batch(frames[start : start + self.batch_size])
+        return out
+
+    @abc.abstractmethod
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[PersonBoxes]:
+        """One :class:`PersonBoxes` per frame of a batch (each ``(H, W, 3)`` uint8 RGB)."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from avadet.errors import AvadetError
-from avadet.persons.base import PersonBoxes, PersonDetector, normalise_boxes
+from avadet.persons.base import BatchedPersonDetector, PersonBoxes, normalise_boxes
 
 DETECTRON2_PERSON = 0
 INSTALL_HINT = (
@@ -50,7 +50,7 @@ def instances_to_person_boxes(
     return normalise_boxes(boxes, scores, width, height, threshold)
 
 
-class Detectron2PersonDetector(PersonDetector):
+class Detectron2PersonDetector(BatchedPersonDetector):
     """Person boxes from a detectron2 model (see the module docstring).
 
     Args:
@@ -97,30 +97,21 @@ class Detectron2PersonDetector(PersonDetector):
         self.batch_size = max(1, int(batch_size))
         self._name = f"detectron2 {Path(config_file).name}"
 
-    @torch.no_grad()
-    def detect(
-        self,
-        frames: Sequence[np.ndarray],
-        keys: Optional[Sequence[tuple[str, float]]] = None,
-    ) -> list[PersonBoxes]:
-        out: list[PersonBoxes] = []
-        for start in range(0, len(frames), self.batch_size):
-            batch = frames[start : start + self.batch_size]
-            inputs = []
-            for frame in batch:
-                image = frame if self.input_format == "RGB" else frame[:, :, ::-1]
-                image = self.resize.get_transform(image).apply_image(image)
-                tensor = torch.as_tensor(np.ascontiguousarray(image).transpose(2, 0, 1))
-                inputs.append({"image": tensor.to(self.device), "height": frame.shape[0],
-                               "width": frame.shape[1]})
-            for frame, result in zip(batch, self.model(inputs)):
-                out.append(
-                    instances_to_person_boxes(
-                        result["instances"], frame.shape[1], frame.shape[0],
-                        person_class=self.person_class, threshold=self.score_threshold,
-                    )
-                )
-        return out
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[PersonBoxes]:
+        inputs = []
+        for frame in frames:
+            image = frame if self.input_format == "RGB" else frame[:, :, ::-1]
+            image = self.resize.get_transform(image).apply_image(image)
+            tensor = torch.as_tensor(np.ascontiguousarray(image).transpose(2, 0, 1))
+            inputs.append({"image": tensor.to(self.device), "height": frame.shape[0],
+                           "width": frame.shape[1]})
+        return [
+            instances_to_person_boxes(
+                result["instances"], frame.shape[1], frame.shape[0],
+                person_class=self.person_class, threshold=self.score_threshold,
+            )
+            for frame, result in zip(frames, self.model(inputs))
+        ]
 
     def describe(self) -> str:
         return self._name

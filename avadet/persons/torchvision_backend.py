@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from avadet.errors import AvadetError, CheckpointError, WeightsUnavailable
-from avadet.persons.base import PersonBoxes, PersonDetector, normalise_boxes
+from avadet.persons.base import BatchedPersonDetector, PersonBoxes, normalise_boxes
 
 COCO_PERSON = 1
 WEIGHTS_URL = "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
@@ -92,7 +92,7 @@ def build_faster_rcnn(
     return model.eval()
 
 
-class TorchvisionPersonDetector(PersonDetector):
+class TorchvisionPersonDetector(BatchedPersonDetector):
     """Person boxes from a torchvision detection model, ``batch_size`` frames per forward pass.
 
     Args:
@@ -136,31 +136,19 @@ class TorchvisionPersonDetector(PersonDetector):
         self.person_label = int(person_label)
         self.batch_size = max(1, int(batch_size))
 
-    @torch.no_grad()
-    def detect(
-        self,
-        frames: Sequence[np.ndarray],
-        keys: Optional[Sequence[tuple[str, float]]] = None,
-    ) -> list[PersonBoxes]:
-        out: list[PersonBoxes] = []
-        for start in range(0, len(frames), self.batch_size):
-            batch = frames[start : start + self.batch_size]
-            images = [
-                torch.from_numpy(np.ascontiguousarray(f)).to(self.device).permute(2, 0, 1).float()
-                / 255.0
-                for f in batch
-            ]
-            for frame, result in zip(batch, self.model(images)):
-                person = result["labels"] == self.person_label
-                out.append(
-                    normalise_boxes(
-                        result["boxes"][person].cpu().numpy(),
-                        result["scores"][person].cpu().numpy(),
-                        frame.shape[1],
-                        frame.shape[0],
-                        self.score_threshold,
-                    )
-                )
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[PersonBoxes]:
+        images = [
+            torch.from_numpy(np.ascontiguousarray(f)).to(self.device).permute(2, 0, 1).float()
+            / 255.0
+            for f in frames
+        ]
+        out = []
+        for frame, result in zip(frames, self.model(images)):
+            person = result["labels"] == self.person_label
+            out.append(normalise_boxes(
+                result["boxes"][person].cpu().numpy(), result["scores"][person].cpu().numpy(),
+                frame.shape[1], frame.shape[0], self.score_threshold,
+            ))
         return out
 
     def describe(self) -> str:
