@@ -19,12 +19,12 @@ from typing import Any, Optional, Sequence
 
 # name -> (module, one-line help). A plain table: the reader sees exactly which code runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("avadet.demo", "the whole system on a synthetic dataset, on the CPU (no download)"),
+    "demo": ("avadet.demo.run", "the whole system on a synthetic dataset, on the CPU (no download)"),
     "check-data": ("avadet.doctor.cli", "check a dataset before training (the data doctor)"),
     "convert-annotations": ("avadet.prep.convert",
                             "per-frame box/label CSV or CVAT video XML -> AVA CSV + label map"),
     "eval": ("avadet.evaluation.cli", "frame-mAP of an AVA prediction CSV (official protocol)"),
-    "make-synthetic": ("avadet.data.synthetic_cli", "generate a synthetic AVA-format dataset"),
+    "make-synthetic": ("avadet.synthetic.cli", "generate a synthetic AVA-format dataset"),
     "detect-persons": ("avadet.persons.cli", "person boxes on a dataset's keyframes -> AVA box CSV"),
     "detect": ("avadet.detect.cli", "action detection on a video: CSV, JSON, annotated mp4"),
     "train": ("avadet.engine.cli:train_command", "train a model (resumable; torchrun for many processes)"),

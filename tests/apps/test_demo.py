@@ -10,9 +10,9 @@ import av
 import pytest
 
 from avadet.cli import main as cli_main
-from avadet.data.synthetic import class_groups, group_mean_ap, load_meta
-from avadet.demo import side_by_side
+from avadet.demo.analysis import class_groups, group_mean_ap, side_by_side
 from avadet.evaluation import EvalResult
+from avadet.synthetic import load_meta
 
 
 def _result(per_class: dict[int, float]) -> EvalResult:

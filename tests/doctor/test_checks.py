@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from avadet import synthetic as syn
 from avadet.cli import main as cli_main
 from avadet.config import load_config
-from avadet.data import synthetic as syn
 from avadet.doctor import run_checks
 from avadet.doctor.checks import DoctorReport, expected_frame_counts
 from avadet.prep.media import open_video_writer

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from avadet.data.synthetic import make_synthetic
+from avadet.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="session")

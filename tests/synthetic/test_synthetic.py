@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from avadet import synthetic as syn
 from avadet.cli import main as cli_main
 from avadet.config import load_config
-from avadet.data import synthetic as syn
 from avadet.errors import AvadetError, ConfigError
 from avadet.io import (
     merge_box_labels,
