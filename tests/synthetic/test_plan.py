@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from avadet import synthetic as syn
+from avadet.boxes import KEY_COLUMNS
 from avadet.io import merge_box_labels, read_annotations, read_exclusions
 
 ANN = "annotations"
@@ -29,7 +30,7 @@ def test_labels_per_person(tiny: Path) -> None:
     assert (labels[:, group == "body"].sum(1) <= 1).all()
     assert (labels[:, group == "object"].sum(1) <= 1).all()
     # Several people per keyframe with person ids stable across the video's keyframes.
-    per_key = boxes.groupby(["video_id", "timestamp"]).person_id.apply(sorted)
+    per_key = boxes.groupby(KEY_COLUMNS).person_id.apply(sorted)
     assert per_key.map(len).max() >= 2
     for _, ids_at in per_key.groupby(level=0):
         assert len({tuple(x) for x in ids_at}) == 1

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from avadet import synthetic as syn
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS, pairwise_iou
 from avadet.config import load_config
 from avadet.errors import AvadetError, ConfigError
 from avadet.io import (
@@ -113,38 +114,28 @@ def test_frames_are_deterministic(tmp_path: Path) -> None:
         assert f.read_bytes() == (b / f.relative_to(a)).read_bytes()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
-
-
 def test_predicted_boxes_are_noisy_but_true_ones_score_high(tmp_path: Path) -> None:
     root = syn.make_synthetic(tmp_path / "d", preset="cpu", seed=2, write_videos=False,
                               write_frames=False)
     gt = read_annotations(root / ANN / "ava_val_v2.2.csv")
-    gt_boxes = gt.drop_duplicates(["video_id", "timestamp", "person_id"])
+    gt_boxes = gt.drop_duplicates([*KEY_COLUMNS, "person_id"])
     det = read_person_boxes(root / ANN / "ava_val_predicted_boxes.csv")
     raw = np.loadtxt(root / ANN / "ava_val_predicted_boxes.csv", delimiter=",", usecols=6)
     assert (raw == -1).all()
     matched = np.zeros(len(det), bool)
     recalled = 0
-    for (vid, t), g in gt_boxes.groupby(["video_id", "timestamp"]):
+    for (vid, t), g in gt_boxes.groupby(KEY_COLUMNS):
         sel = ((det.video_id == vid) & (det.timestamp == t)).to_numpy()
         if not sel.any():
             continue
-        iou = _iou(g[["x1", "y1", "x2", "y2"]].to_numpy(), det.loc[sel, ["x1", "y1", "x2", "y2"]].to_numpy())
+        iou = pairwise_iou(g[BOX_COLUMNS].to_numpy(), det.loc[sel, BOX_COLUMNS].to_numpy())
         matched[np.flatnonzero(sel)] |= iou.max(0) >= 0.5
         recalled += int((iou.max(1) >= 0.5).sum())
     assert 0.85 < recalled / len(gt_boxes) < 1.0  # misses exist, most people are found
     assert (~matched).sum() > 0  # false positives exist
     assert np.median(det.score[matched]) > 0.9 > np.median(det.score[~matched])
     # Jitter: detections are near, not on, the true boxes.
-    assert not det[["x1", "y1", "x2", "y2"]].round(3).isin(gt_boxes[["x1", "y1"]]).all(axis=None)
+    assert not det[BOX_COLUMNS].round(3).isin(gt_boxes[["x1", "y1"]]).all(axis=None)
 
 
 def test_meta_lists_the_class_groups(tiny: Path) -> None:
@@ -213,7 +204,7 @@ def test_written_frames_show_fast_motion_only_at_the_fast_stride(tmp_path: Path)
         c = (row.timestamp - 900) * spec.fps
         if len(set(syn.actor_tracks(actor, plan.hidden, spec).episode[c + fast_off])) != 1:
             continue  # the clip's first frame belongs to the previous episode
-        box = row[["x1", "y1", "x2", "y2"]].to_numpy(float)
+        box = row[BOX_COLUMNS].to_numpy(float)
         fast.append(changing(row.video_id, row.timestamp, box, fast_off))
         slow.append(changing(row.video_id, row.timestamp, box, slow_off))
         is_wave.append(bool(labels[i, 0]))
@@ -247,9 +238,9 @@ def test_custom_label_map_fps_and_segment(tmp_path: Path) -> None:
         assert set(gt["action_id"]) <= {3, 4, 5, 6, 7}
         assert gt["timestamp"].min() >= 2 and gt["timestamp"].max() <= 6
         # Every person of the default numbering keeps a row (each has an arm class).
-        persons = gt.drop_duplicates(["video_id", "timestamp", "person_id"])
+        persons = gt.drop_duplicates([*KEY_COLUMNS, "person_id"])
         default = read_annotations(plain / ANN / f"ava_{split}_v2.2.csv")
-        assert len(persons) == len(default.drop_duplicates(["video_id", "timestamp", "person_id"]))
+        assert len(persons) == len(default.drop_duplicates([*KEY_COLUMNS, "person_id"]))
     with pytest.raises(ConfigError, match="arm class"):
         syn.resolve_spec("tiny", label_ids=(("hold_red", 1),))
     with pytest.raises(ConfigError, match="unknown classes"):
