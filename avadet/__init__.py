@@ -5,7 +5,8 @@ The package follows the pipeline's stages:
 - :mod:`avadet.io`: AVA file formats (annotation/prediction/box CSVs, label maps, exclusions,
   frame lists) read and validated with pandas, and atomic writes.
 - :mod:`avadet.data`: clip sources (JPEG folders, video files), keyframe sampling, box-aware
-  transforms, the AVA dataset, and the synthetic AVA-format generator.
+  transforms, the AVA dataset.
+- :mod:`avadet.synthetic`: the seeded synthetic AVA-format dataset generator.
 - :mod:`avadet.persons`: person detectors that put boxes on keyframes.
 - :mod:`avadet.models`: SlowFast / Slow-only backbones, the RoI action head, checkpoint loading.
 - :mod:`avadet.evaluation`: the official-protocol frame-mAP evaluator.

@@ -17,7 +17,6 @@ from avadet.cli import main
 from avadet.config import load_config
 from avadet.data import sample_clip_indices
 from avadet.data.sources import VideoSource
-from avadet.data.synthetic import make_synthetic
 from avadet.data.transforms import short_side_size
 from avadet.detect import ClipDetector, ClipSettings, IouTracker
 from avadet.detect.runner import count_frames
@@ -26,6 +25,7 @@ from avadet.engine.checkpoint import load_trained_model, save_checkpoint
 from avadet.io import read_person_boxes, read_predictions
 from avadet.models import build_model
 from avadet.persons import CsvPersonBoxes
+from avadet.synthetic import make_synthetic
 
 THRESHOLD = 0.8  # the configs' data.test_detection_score
 

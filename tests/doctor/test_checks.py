@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from avadet import synthetic as syn
 from avadet.cli import main as cli_main
 from avadet.config import load_config
-from avadet.data import synthetic as syn
 from avadet.doctor import DoctorReport, expected_frame_counts, run_checks
 from avadet.prep.media import open_video_writer
 

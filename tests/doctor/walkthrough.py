@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from avadet.data import synthetic as syn
+from avadet import synthetic as syn
 from avadet.io import read_annotations, read_labelmap
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ import pytest
 
 from avadet.config import Config, load_config
 from avadet.data import Batch
-from avadet.data.synthetic import make_synthetic
 from avadet.engine.distributed import DistInfo
 from avadet.engine.solver import set_train_mode
 from avadet.engine.state import TrainState, build_state
 from avadet.engine.step import training_loader
+from avadet.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="session")

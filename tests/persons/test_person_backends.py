@@ -14,12 +14,12 @@ from torch import nn
 from avadet.api import detect_persons
 from avadet.cli import main
 from avadet.config import load_config
-from avadet.data.synthetic import make_synthetic
 from avadet.errors import AvadetError, CheckpointError
 from avadet.io import read_person_boxes
 from avadet.persons import CsvPersonBoxes, build_person_detector, normalise_boxes
 from avadet.persons.detectron2_backend import instances_to_person_boxes
 from avadet.persons.torchvision_backend import TorchvisionPersonDetector, build_faster_rcnn
+from avadet.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 from avadet.boxes import pairwise_iou
-from avadet.data.synthetic import (
+from avadet.persons.torchvision_backend import TorchvisionPersonDetector
+from avadet.synthetic import (
     actor_boxes,
     actor_tracks,
     make_synthetic,
     plan_dataset,
     resolve_spec,
 )
-from avadet.persons.torchvision_backend import TorchvisionPersonDetector
 
 STEPS = 300
 

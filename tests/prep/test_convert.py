@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from avadet import synthetic as syn
 from avadet.cli import main as cli_main
-from avadet.data import synthetic as syn
 from avadet.errors import AvadetError, FormatError
 from avadet.io import read_annotations, read_labelmap
 from avadet.prep.convert import convert_annotations, read_box_csv, read_cvat_video_xml

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from avadet.data import synthetic as syn
+from avadet import synthetic as syn
 from avadet.io import merge_box_labels, read_annotations
 
 ARM_IDS = [1, 2, 3]  # fast_wave, arm_still, slow_wave

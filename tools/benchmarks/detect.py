@@ -53,13 +53,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from avadet.config import load_config
-    from avadet.data.synthetic import make_synthetic
     from avadet.detect import ClipDetector, ClipSettings
     from avadet.engine import class_ids_of
     from avadet.io import read_person_boxes
     from avadet.models import build_model, count_conv_flops
     from avadet.persons import CsvPersonBoxes
     from avadet.persons.torchvision_backend import TorchvisionPersonDetector
+    from avadet.synthetic import make_synthetic
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

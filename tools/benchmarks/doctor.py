@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from avadet.config import load_config
-    from avadet.data.synthetic import make_synthetic
+    from avadet.synthetic import make_synthetic
 
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="avadet_doctor_bench_"))
     base.mkdir(parents=True, exist_ok=True)

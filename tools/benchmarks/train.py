@@ -70,8 +70,8 @@ def main(argv: list[str]) -> int:
 
     from avadet.config import load_config
     from avadet.data import collate
-    from avadet.data.synthetic import make_synthetic
     from avadet.engine import build_dataset, train
+    from avadet.synthetic import make_synthetic
 
     with tempfile.TemporaryDirectory(prefix="avadet-bench-train-") as tmp:
         root = Path(args.data) if args.data else make_synthetic(Path(tmp) / "data", preset=args.preset)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from avadet.demo.analysis import class_groups, group_mean_ap, side_by_side
 from avadet.errors import AvadetError
 
 DEFAULT_OUT = "avadet_output/demo"
@@ -43,36 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides applied to both models, e.g. solver.base_lr=0.1")
 
 
-def side_by_side(results: dict[str, Any], groups: dict[str, list[int]]) -> str:
-    """Per-class AP (percent) of several evaluations in adjacent columns, then group means and
-    the mAP. ``results``: column title -> EvalResult over the same label map."""
-    from avadet.data.synthetic import group_mean_ap
-
-    titles = list(results)
-    first = results[titles[0]]
-    ids = sorted(first.per_class)
-    name_width = max(len("class"), *(len(first.class_names.get(i, str(i))) for i in ids))
-    width = max(10, *(len(t) for t in titles))
-    kind = {c: g for g, members in groups.items() if g != "all" for c in members}
-
-    def pct(value: float) -> str:
-        return f"{'-':>{width}}" if math.isnan(value) else f"{100 * value:>{width}.2f}"
-
-    head = f"{'id':>3}  {'class':<{name_width}}  {'cue':<12}" + "".join(f"  {t:>{width}}" for t in titles)
-    lines = [head, "-" * len(head)]
-    for c in ids:
-        lines.append(
-            f"{c:>3}  {first.class_names.get(c, str(c)):<{name_width}}  {kind.get(c, ''):<12}"
-            + "".join(f"  {pct(results[t].per_class.get(c, float('nan')))}" for t in titles)
-        )
-    lines.append("-" * len(head))
-    for group in groups:
-        label = "frame-mAP (all classes)" if group == "all" else f"mean AP, {group} classes"
-        means = [group_mean_ap(results[t].per_class, groups)[group] for t in titles]
-        lines.append(f"{label:<{name_width + 19}}" + "".join(f"  {pct(m)}" for m in means))
-    return "\n".join(lines)
-
-
 def run_demo(
     out: Path,
     *,
@@ -83,13 +54,10 @@ def run_demo(
     annotate: bool = True,
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns ``{"results": {title: EvalResult}, "table": str,
-    "files": {what: Path}}``."""
-    from avadet.config import load_config
-    from avadet.data.synthetic import class_groups, group_mean_ap, load_meta, make_synthetic
-    from avadet.engine import test, train
-    from avadet.evaluation import evaluate_files
-    from avadet.evaluation.plots import save_plots
-    from avadet.evaluation.report import write_json
+    "files": {what: Path}, "seconds": float}``."""
+    # Imported here, not at the top: `avadet demo --help` should not load the generator.
+    from avadet.io import atomic_write
+    from avadet.synthetic import load_meta, make_synthetic
 
     out = Path(out)
     started = time.perf_counter()
@@ -102,37 +70,9 @@ def run_demo(
     checkpoints: dict[str, Path] = {}
     files: dict[str, Path] = {}
     for step, (arch, config_name, title) in enumerate(MODELS, start=2):
-        cfg = load_config(
-            root / config_name,
-            [
-                f"train.output_dir={out / arch}",
-                f"train.seed={seed}",
-                *([f"solver.max_epoch={epochs}"] if epochs else []),
-                "train.eval_every_epochs=0",
-                *overrides,
-            ],
-        )
-        print(f"[{step}/4] training {title} ({cfg.model.arch}, width {cfg.model.width_per_group}, "
-              f"{cfg.data.num_frames} frames at {cfg.data.train_crop_size} px, "
-              f"{cfg.solver.max_epoch:g} epochs)")
-        trained = train(cfg)
-        checkpoints[arch] = Path(trained.final_checkpoint)
-        tested = test(cfg, trained.final_checkpoint, output_csv=out / arch / "predictions.csv")
-        data = cfg.data
-        # Re-evaluate the written predictions with curves kept for the plots (the same files
-        # `avadet eval` would read, so the table below is reproducible from them).
-        result = evaluate_files(
-            Path(data.root) / data.val_annotations,
-            tested.predictions_csv,
-            Path(data.root) / data.labelmap,
-            Path(data.root) / data.val_exclusions,
-            keep_curves=True,
-        )
-        results[title] = result
-        write_json(out / arch / "eval.json", result)
-        for path in save_plots(result, out / "plots" / arch):
-            files[f"plot {arch} {path.stem}"] = path
-        files[f"predictions {arch}"] = Path(tested.predictions_csv)
+        results[title], checkpoints[arch] = _train_and_test(
+            out, root / config_name, arch, title, step, seed=seed, epochs=epochs,
+            overrides=overrides, files=files)
 
     if annotate:
         files.update(_annotate(out, root, checkpoints["slowfast"]))
@@ -144,18 +84,60 @@ def run_demo(
         "groups": {t: group_mean_ap(r.per_class, groups) for t, r in results.items()},
         "files": {k: str(v) for k, v in files.items()},
     }
-    from avadet.io import atomic_write
-
     with atomic_write(out / "summary.json") as f:
         json.dump(summary, f, indent=1, allow_nan=True)
     return {"results": results, "table": table, "files": files, "seconds": summary["seconds"]}
+
+
+def _train_and_test(out: Path, config_path: Path, arch: str, title: str, step: int, *,
+                    seed: int, epochs: Optional[float], overrides: Sequence[str],
+                    files: dict[str, Path]) -> tuple[Any, Path]:
+    """Train the model of ``config_path`` into ``out/arch``, test it on the val keyframes and
+    evaluate its predictions. Adds its plots and predictions to ``files``; returns the
+    EvalResult (with curves) and the final checkpoint."""
+    from avadet.config import load_config
+    from avadet.engine import test, train
+    from avadet.evaluation import evaluate_files
+    from avadet.evaluation.plots import save_plots
+    from avadet.evaluation.report import write_json
+
+    cfg = load_config(
+        config_path,
+        [
+            f"train.output_dir={out / arch}",
+            f"train.seed={seed}",
+            *([f"solver.max_epoch={epochs}"] if epochs else []),
+            "train.eval_every_epochs=0",
+            *overrides,
+        ],
+    )
+    print(f"[{step}/4] training {title} ({cfg.model.arch}, width {cfg.model.width_per_group}, "
+          f"{cfg.data.num_frames} frames at {cfg.data.train_crop_size} px, "
+          f"{cfg.solver.max_epoch:g} epochs)")
+    trained = train(cfg)
+    tested = test(cfg, trained.final_checkpoint, output_csv=out / arch / "predictions.csv")
+    data = cfg.data
+    # Re-evaluate the written predictions with curves kept for the plots (the same files
+    # `avadet eval` would read, so the table below is reproducible from them).
+    result = evaluate_files(
+        Path(data.root) / data.val_annotations,
+        tested.predictions_csv,
+        Path(data.root) / data.labelmap,
+        Path(data.root) / data.val_exclusions,
+        keep_curves=True,
+    )
+    write_json(out / arch / "eval.json", result)
+    for path in save_plots(result, out / "plots" / arch):
+        files[f"plot {arch} {path.stem}"] = path
+    files[f"predictions {arch}"] = Path(tested.predictions_csv)
+    return result, Path(trained.final_checkpoint)
 
 
 def _annotate(out: Path, root: Path, checkpoint: Path) -> dict[str, Path]:
     """Annotated clip of the first validation video with the SlowFast model: ``avadet
     detect`` with the dataset's detector boxes (the segment starts at 900 s, as AVA's cuts)."""
     from avadet.cli import main as cli_main
-    from avadet.data.synthetic import load_meta
+    from avadet.synthetic import load_meta
 
     meta = load_meta(root)
     video_id = next(v["video_id"] for v in meta["videos"] if v["split"] == "val")

@@ -12,7 +12,7 @@ from avadet.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from avadet.data.synthetic import PRESETS
+    from avadet.synthetic import PRESETS
 
     parser.add_argument("out", help="dataset folder to create (absent or empty)")
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
@@ -40,7 +40,7 @@ def _parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avadet.data.synthetic import load_meta, make_synthetic
+    from avadet.synthetic import load_meta, make_synthetic
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.perf_counter()

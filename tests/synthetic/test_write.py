@@ -1,5 +1,5 @@
-"""The synthetic AVA generator: layout, readability by avadet.io, determinism, the planted
-realism (exclusions, empty keyframes, detector noise) and the aliasing construction."""
+"""Writing a dataset: layout, readability by avadet.io, determinism, detector noise, configs,
+metadata, reuse, custom label maps, and the aliasing as the written JPEGs show it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from avadet.cli import main as cli_main
+from avadet import synthetic as syn
+from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS, pairwise_iou
 from avadet.config import load_config
-from avadet.data import synthetic as syn
 from avadet.errors import AvadetError, ConfigError
 from avadet.io import (
     merge_box_labels,
@@ -27,11 +27,6 @@ from avadet.io import (
 
 REPO = Path(__file__).resolve().parents[2]
 ANN = "annotations"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return syn.make_synthetic(tmp_path_factory.mktemp("syn") / "tiny", preset="tiny", seed=0)
 
 
 def test_layout_and_every_file_reads(tiny: Path) -> None:
@@ -72,12 +67,6 @@ def test_layout_and_every_file_reads(tiny: Path) -> None:
         # The video and the JPEGs show the same picture (both lossy: compare coarsely).
         jpeg_rgb = cv2.imread(str(jpgs[60]))[..., ::-1].astype(np.float32)
         assert np.abs(decoded[60].astype(np.float32) - jpeg_rgb).mean() < 12
-
-
-def test_video_ids_look_like_ava(tiny: Path) -> None:
-    ids = [v["video_id"] for v in syn.load_meta(tiny)["videos"]]
-    assert all(len(i) == 11 for i in ids) and len(set(ids)) == len(ids)
-    assert ids[0].startswith("-")  # AVA has ids like -5KQ66BBWC4: tools must not choke
 
 
 def test_config_loads_and_points_at_the_dataset(tiny: Path) -> None:
@@ -125,133 +114,28 @@ def test_frames_are_deterministic(tmp_path: Path) -> None:
         assert f.read_bytes() == (b / f.relative_to(a)).read_bytes()
 
 
-def test_labels_per_person(tiny: Path) -> None:
-    gt = read_annotations(tiny / ANN / "ava_train_v2.2.csv")
-    ids = [c.id for c in syn.CLASSES]
-    boxes, labels = merge_box_labels(gt, ids)
-    group = np.array([c.group for c in syn.CLASSES])
-    # Exactly one arm class, at most one body class and one held object per person.
-    assert (labels[:, group == "arm"].sum(1) == 1).all()
-    assert (labels[:, group == "body"].sum(1) <= 1).all()
-    assert (labels[:, group == "object"].sum(1) <= 1).all()
-    # Several people per keyframe with person ids stable across the video's keyframes.
-    per_key = boxes.groupby(["video_id", "timestamp"]).person_id.apply(sorted)
-    assert per_key.map(len).max() >= 2
-    for _, ids_at in per_key.groupby(level=0):
-        assert len({tuple(x) for x in ids_at}) == 1
-
-
-def test_excluded_and_empty_keyframes_have_no_gt(tiny: Path) -> None:
-    meta = syn.load_meta(tiny)
-    excluded = {(v["video_id"], t) for v in meta["videos"] for t in v["excluded_keyframes"]}
-    empty = {(v["video_id"], t) for v in meta["videos"] for t in v["empty_keyframes"]}
-    assert excluded and empty and not excluded & empty
-    listed = set()
-    for split in ("train", "val"):
-        ex = read_exclusions(tiny / ANN / f"ava_{split}_excluded_timestamps_v2.2.csv")
-        listed |= set(zip(ex.video_id, ex.timestamp))
-    assert listed == excluded
-    gt_keys = set()
-    for split in ("train", "val"):
-        gt = read_annotations(tiny / ANN / f"ava_{split}_v2.2.csv")
-        gt_keys |= set(zip(gt.video_id, gt.timestamp))
-    assert not gt_keys & (excluded | empty)
-    # Nobody is drawn around an empty keyframe (the frames of its second), while the other
-    # keyframes show people.
-    spec = syn.resolve_spec("tiny")
-    for plan in syn.plan_dataset(spec, seed=0):
-        for actor in plan.actors:
-            visible = syn.actor_tracks(actor, plan.hidden, spec).visible
-            for t in syn.keyframe_timestamps(spec):
-                k = int(syn.keyframe_index(t, spec))
-                assert visible[k] == ((plan.video_id, int(t)) not in empty)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
-
-
 def test_predicted_boxes_are_noisy_but_true_ones_score_high(tmp_path: Path) -> None:
     root = syn.make_synthetic(tmp_path / "d", preset="cpu", seed=2, write_videos=False,
                               write_frames=False)
     gt = read_annotations(root / ANN / "ava_val_v2.2.csv")
-    gt_boxes = gt.drop_duplicates(["video_id", "timestamp", "person_id"])
+    gt_boxes = gt.drop_duplicates([*KEY_COLUMNS, "person_id"])
     det = read_person_boxes(root / ANN / "ava_val_predicted_boxes.csv")
     raw = np.loadtxt(root / ANN / "ava_val_predicted_boxes.csv", delimiter=",", usecols=6)
     assert (raw == -1).all()
     matched = np.zeros(len(det), bool)
     recalled = 0
-    for (vid, t), g in gt_boxes.groupby(["video_id", "timestamp"]):
+    for (vid, t), g in gt_boxes.groupby(KEY_COLUMNS):
         sel = ((det.video_id == vid) & (det.timestamp == t)).to_numpy()
         if not sel.any():
             continue
-        iou = _iou(g[["x1", "y1", "x2", "y2"]].to_numpy(), det.loc[sel, ["x1", "y1", "x2", "y2"]].to_numpy())
+        iou = pairwise_iou(g[BOX_COLUMNS].to_numpy(), det.loc[sel, BOX_COLUMNS].to_numpy())
         matched[np.flatnonzero(sel)] |= iou.max(0) >= 0.5
         recalled += int((iou.max(1) >= 0.5).sum())
     assert 0.85 < recalled / len(gt_boxes) < 1.0  # misses exist, most people are found
     assert (~matched).sum() > 0  # false positives exist
     assert np.median(det.score[matched]) > 0.9 > np.median(det.score[~matched])
     # Jitter: detections are near, not on, the true boxes.
-    assert not det[["x1", "y1", "x2", "y2"]].round(3).isin(gt_boxes[["x1", "y1"]]).all(axis=None)
-
-
-def test_fast_motion_is_frozen_for_the_slow_pathway() -> None:
-    """A fast_wave / fast_bounce actor has the same pose in every slow frame of every clip
-    and a different pose across the fast frames; slow_wave / slow_sway move in both."""
-    spec = syn.resolve_spec("cpu")
-    tau = syn.slow_stride(spec)
-    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
-    assert tau == 10 and np.all(np.diff(slow_off) == tau)
-    plans = syn.plan_dataset(spec, seed=0)
-    centres = syn.keyframe_index(syn.keyframe_timestamps(spec), spec)
-    seen = {name: 0 for name in ("fast_wave", "arm_still", "slow_wave", "fast_bounce", "slow_sway")}
-    for plan in plans:
-        for actor in plan.actors:
-            tr = syn.actor_tracks(actor, plan.hidden, spec)
-            for c in centres:
-                ep = tr.episode[c + fast_off]
-                if len(set(ep)) != 1:  # clip straddles an episode switch
-                    continue
-                arm, body = actor.arm[ep[0]], actor.body[ep[0]]
-                slow_theta, fast_theta = tr.theta[c + slow_off], tr.theta[c + fast_off]
-                slow_y, fast_y = tr.cy[c + slow_off], tr.cy[c + fast_off]
-                slow_x = tr.cx[c + slow_off]
-                if arm in ("fast_wave", "arm_still"):
-                    assert np.ptp(slow_theta) < 1e-9
-                else:
-                    assert np.ptp(slow_theta) > 0.2
-                assert (np.ptp(fast_theta) > 0.5) == (arm != "arm_still")
-                if body == "fast_bounce":
-                    assert np.ptp(slow_y) < 1e-9 and np.ptp(fast_y) > 1.0
-                elif body == "slow_sway":
-                    assert np.ptp(slow_x) > 1.0
-                else:
-                    assert np.ptp(fast_y) < 1e-9
-                seen[arm] += 1
-                if body:
-                    seen[body] += 1
-    assert min(seen.values()) > 20, seen
-
-
-def test_still_pose_matches_a_random_phase_of_the_fast_motion() -> None:
-    """To the Slow pathway, arm_still must look like a frozen fast_wave: same pose range."""
-    spec = syn.resolve_spec("cpu", num_train_videos=40)
-    poses: dict[str, list[float]] = {"fast_wave": [], "arm_still": []}
-    for plan in syn.plan_dataset(spec, seed=3):
-        for actor in plan.actors:
-            tr = syn.actor_tracks(actor, plan.hidden, spec)
-            for k in range(0, plan.num_frames, 30):
-                name = actor.arm[tr.episode[k]]
-                if name in poses:
-                    poses[name].append(tr.theta[k])
-    a, b = np.array(poses["fast_wave"]), np.array(poses["arm_still"])
-    assert abs(a.mean() - b.mean()) < 0.1 and abs(a.std() - b.std()) < 0.1
+    assert not det[BOX_COLUMNS].round(3).isin(gt_boxes[["x1", "y1"]]).all(axis=None)
 
 
 def test_meta_lists_the_class_groups(tiny: Path) -> None:
@@ -275,29 +159,6 @@ def test_reuse_refuse_and_overwrite(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
 
 
-def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown synthetic setting"):
-        syn.make_synthetic(tmp_path / "y", colour="red")
-    with pytest.raises(ConfigError, match="preset"):
-        syn.make_synthetic(tmp_path / "y", preset="huge")
-    with pytest.raises(ConfigError, match="evenly spaced"):
-        syn.resolve_spec("tiny", num_frames=32)  # linspace(0, 31, 8) is not uniform
-    with pytest.raises(ConfigError, match="even"):
-        syn.resolve_spec("tiny", width=65)
-
-
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "cli"
-    rc = cli_main(["make-synthetic", str(out), "--seed", "2", "--set", "write_videos=false",
-                   "--set", "num_train_videos=1"])
-    assert rc == 0
-    assert "motion-defined classes" in capsys.readouterr().out
-    assert syn.load_meta(out)["spec"]["num_train_videos"] == 1
-    assert not (out / "videos").exists()
-    assert load_config(out / "config.yaml").data.source == "frames"
-    assert cli_main(["make-synthetic", str(out), "--set", "nonsense=1"]) == 2
-
-
 @pytest.mark.parametrize("preset", sorted(syn.PRESETS))
 def test_shipped_configs_match_the_generator(preset: str) -> None:
     """configs/synthetic/<preset>.yaml is what make-synthetic writes, apart from data.root."""
@@ -307,40 +168,6 @@ def test_shipped_configs_match_the_generator(preset: str) -> None:
     generated["data"].pop("root")
     assert shipped == generated
     load_config(REPO / "configs" / "synthetic" / f"{preset}.yaml")
-
-
-def test_slow_frames_of_a_fast_motion_are_pixel_identical() -> None:
-    """Rendered on a flat, noise-free background, the slow frames of a clip around a keyframe
-    are bit-identical for an actor doing fast_wave (or fast_bounce), while its fast frames
-    differ; a slow_wave actor's slow frames differ."""
-    spec = syn.resolve_spec("cpu", actors_per_video=(1, 1), noise_std=0.0, num_train_videos=8, duration=14,
-                            num_val_videos=0, empty_keyframes_per_split=0)
-    fast_off, slow_off = syn.slow_frame_offsets(spec.num_frames, spec.sampling_rate, spec.alpha)
-    margin = 8
-    flat = np.full((spec.height + 2 * margin, spec.width + 2 * margin, 3), 128.0, np.float32)
-    checked = {"frozen": 0, "moving": 0}
-    for plan in syn.plan_dataset(spec, seed=4):
-        (actor,) = plan.actors
-        tracks = [syn.actor_tracks(actor, plan.hidden, spec)]
-        frames = syn.render_frames(plan, tracks, spec, 0, plan.num_frames, flat, margin,
-                                   np.random.default_rng(0))
-        for c in syn.keyframe_index(syn.keyframe_timestamps(spec), spec):
-            ep = set(tracks[0].episode[c + fast_off])
-            if len(ep) != 1:
-                continue
-            ep = ep.pop()
-            arm, body = actor.arm[ep], actor.body[ep]
-            slow = frames[c + slow_off].astype(int)
-            fast = frames[c + fast_off].astype(int)
-            if arm in ("fast_wave", "arm_still") and body != "slow_sway":
-                assert (slow == slow[0]).all()
-                moving = arm == "fast_wave" or body == "fast_bounce"
-                assert (fast != fast[0]).any() == moving
-                checked["frozen"] += 1
-            elif arm == "slow_wave":
-                assert (slow != slow[0]).any()
-                checked["moving"] += 1
-    assert min(checked.values()) >= 5, checked
 
 
 def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -377,7 +204,7 @@ def test_written_frames_show_fast_motion_only_at_the_fast_stride(tmp_path: Path)
         c = (row.timestamp - 900) * spec.fps
         if len(set(syn.actor_tracks(actor, plan.hidden, spec).episode[c + fast_off])) != 1:
             continue  # the clip's first frame belongs to the previous episode
-        box = row[["x1", "y1", "x2", "y2"]].to_numpy(float)
+        box = row[BOX_COLUMNS].to_numpy(float)
         fast.append(changing(row.video_id, row.timestamp, box, fast_off))
         slow.append(changing(row.video_id, row.timestamp, box, slow_off))
         is_wave.append(bool(labels[i, 0]))
@@ -411,15 +238,10 @@ def test_custom_label_map_fps_and_segment(tmp_path: Path) -> None:
         assert set(gt["action_id"]) <= {3, 4, 5, 6, 7}
         assert gt["timestamp"].min() >= 2 and gt["timestamp"].max() <= 6
         # Every person of the default numbering keeps a row (each has an arm class).
-        persons = gt.drop_duplicates(["video_id", "timestamp", "person_id"])
+        persons = gt.drop_duplicates([*KEY_COLUMNS, "person_id"])
         default = read_annotations(plain / ANN / f"ava_{split}_v2.2.csv")
-        assert len(persons) == len(default.drop_duplicates(["video_id", "timestamp", "person_id"]))
+        assert len(persons) == len(default.drop_duplicates([*KEY_COLUMNS, "person_id"]))
     with pytest.raises(ConfigError, match="arm class"):
         syn.resolve_spec("tiny", label_ids=(("hold_red", 1),))
     with pytest.raises(ConfigError, match="unknown classes"):
         syn.resolve_spec("tiny", label_ids=(("dance", 1),) + CUSTOM_IDS[:3])
-
-
-def test_default_label_map_is_unchanged_by_the_option() -> None:
-    assert syn.dataset_classes(()) is syn.CLASSES
-    assert syn.synthetic_labelmap().ids == list(range(1, 10))
