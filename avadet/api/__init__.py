@@ -27,6 +27,8 @@ _EXPORTS = {
     "DetectOutputs": "avadet.api.detection",
     "detect_video": "avadet.api.detection",
     "evaluate": "avadet.api.evaluation",
+    "make_synthetic": "avadet.synthetic",
+    "run_demo": "avadet.api.demo",
     "OutputDirInUse": "avadet.api.training",
     "test": "avadet.api.training",
     "train": "avadet.api.training",

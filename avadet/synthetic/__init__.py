@@ -43,7 +43,7 @@ that sees only slow frames cannot tell them apart. ``slow_wave`` and ``slow_sway
 enough for both pathways.
 
 Reading results by class group (fast motion, slow motion, appearance) is the demo's business:
-:mod:`avadet.demo.analysis`.
+:mod:`avadet.api.demo_analysis`.
 """
 
 from avadet.synthetic.plan import (

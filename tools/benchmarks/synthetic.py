@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from avadet.demo.analysis import CLASS_GROUPS  # noqa: E402
+from avadet.api.demo_analysis import CLASS_GROUPS  # noqa: E402
 
 
 def model_costs(cfg: Any) -> dict[str, float]:
@@ -82,8 +82,8 @@ def run_one(
     name: str, config: Path, overrides: list[str], out_dir: Path, groups: dict[str, list[int]]
 ) -> dict[str, Any]:
     """Train and test one model; the result is cached in ``out_dir/result.json``."""
+    from avadet.api.demo_analysis import group_mean_ap
     from avadet.config import load_config
-    from avadet.demo.analysis import group_mean_ap
     from avadet.engine import test, train
 
     cached = out_dir / "result.json"
@@ -181,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args(argv)
 
-    from avadet.demo.analysis import class_groups
+    from avadet.api.demo_analysis import class_groups
     from avadet.synthetic import load_meta, make_synthetic
 
     data = args.data or args.out / f"data_{args.preset}_seed{args.data_seed}"

@@ -7,8 +7,8 @@ import json
 
 import av
 
+from avadet.api.demo_analysis import class_groups
 from avadet.cli import main as cli_main
-from avadet.demo.analysis import class_groups
 from avadet.synthetic import load_meta
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from avadet.demo.analysis import CLASS_GROUPS, class_groups, group_mean_ap, side_by_side
+from avadet.api.demo_analysis import CLASS_GROUPS, class_groups, group_mean_ap, side_by_side
 from avadet.evaluation import EvalResult
 
 
