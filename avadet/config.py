@@ -16,7 +16,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import yaml
 
@@ -308,11 +308,3 @@ def config_to_dict(cfg: Any) -> dict:
 
 def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
-
-
-def resolve_path(root: str, path: str) -> Optional[Path]:
-    """``path`` relative to the dataset root (absolute paths unchanged); None when empty."""
-    if not path:
-        return None
-    p = Path(path).expanduser()
-    return p if p.is_absolute() or not root else Path(root).expanduser() / p

@@ -1,6 +1,6 @@
 import pytest
 
-from avadet.config import Config, dump_config, load_config, parse_overrides, resolve_path
+from avadet.config import Config, dump_config, load_config, parse_overrides
 from avadet.errors import ConfigError
 
 
@@ -66,12 +66,6 @@ def test_dump_round_trips(tmp_path):
 
 def test_parse_overrides_nests():
     assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
-
-
-def test_resolve_path(tmp_path):
-    assert resolve_path("/data/ava", "annotations/x.csv").as_posix() == "/data/ava/annotations/x.csv"
-    assert resolve_path("/data/ava", "/abs/x.csv").as_posix() == "/abs/x.csv"
-    assert resolve_path("/data/ava", "") is None
 
 
 def test_exponent_numbers_without_a_dot_are_numbers():

@@ -38,7 +38,8 @@ def check_data(config: ConfigLike, overrides: Sequence[str] = (), *, full_scan: 
     """
     from avadet.doctor.checks import run_checks
 
-    return run_checks(as_config(config, overrides), full_scan=full_scan, sample=sample,
+    cfg = as_config(config, overrides)
+    return run_checks(cfg, dataset_files(cfg.data), full_scan=full_scan, sample=sample,
                       workers=workers, progress=progress)
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avadet.config import Config
+from avadet.data import DatasetFiles
 from avadet.doctor.annotations import (
     check_annotations,
     check_classes,
@@ -76,17 +77,20 @@ class DoctorReport:
         return [f for f in self.findings if f.check == check]
 
 
-def run_checks(cfg: Config, *, full_scan: bool = False, sample: int = DEFAULT_SAMPLE,
-               workers: int = 4, progress: bool = True) -> DoctorReport:
+def run_checks(cfg: Config, files: DatasetFiles, *, full_scan: bool = False,
+               sample: int = DEFAULT_SAMPLE, workers: int = 4,
+               progress: bool = True) -> DoctorReport:
     """Run every check family on the data ``cfg`` points at.
 
     Args:
+        files: the dataset's files as ``cfg.data`` names them
+            (:func:`avadet.engine.build.dataset_files`).
         full_scan: decode every frame (default: list folders, read headers, decode ``sample``
             frames per video).
         workers: threads inspecting videos in parallel.
     """
     started = time.perf_counter()
-    ctx, findings = load_context(cfg)
+    ctx, findings = load_context(cfg, files)
     # check_labelmap settles the trained classes that check_config and check_classes read.
     findings += check_labelmap(ctx)
     findings += check_config(ctx)

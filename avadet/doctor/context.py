@@ -1,7 +1,8 @@
-"""What the config points at: its files, resolved in one place, and the tables read from them.
+"""What the config points at: its files (a :class:`~avadet.data.DatasetFiles`, resolved once
+by the caller) and the tables read from them.
 
-Every path the doctor opens comes from :meth:`DataContext.path` (or
-:meth:`DataContext.media_root`, built on it), so where the dataset's files are is decided once.
+Every path the doctor opens comes from :meth:`DataContext.path` or
+:meth:`DataContext.media_root`, both read from that one description of the dataset's files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from avadet.config import Config, resolve_path
+from avadet.config import Config
+from avadet.data import DatasetFiles
 from avadet.doctor.findings import Finding
 from avadet.doctor.tables import BOX, KEY, RawTable, read_raw_table
 from avadet.errors import FormatError
@@ -32,6 +34,7 @@ class DataContext:
     """
 
     cfg: Config
+    files: DatasetFiles
     labelmap_path: Optional[Path] = None
     labelmap: Optional[LabelMap] = None
     class_ids: list[int] = field(default_factory=list)
@@ -42,13 +45,12 @@ class DataContext:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def path(self, key: str) -> Optional[Path]:
-        """``data.<key>`` (e.g. ``val_boxes``) resolved against ``data.root``; None if unset."""
-        return resolve_path(self.cfg.data.root, getattr(self.cfg.data, key))
+        """The file of ``data.<key>`` (e.g. ``val_boxes``); None if unset."""
+        return getattr(self.files, key)
 
     def media_root(self) -> Path:
         """The frames or videos folder, as ``data.source`` says (``.`` when unset)."""
-        key = "videos_dir" if self.cfg.data.source == "video" else "frames_dir"
-        return self.path(key) or Path(".")
+        return self.files.media_dir
 
 
 def _empty_gt() -> pd.DataFrame:
@@ -58,9 +60,9 @@ def _empty_gt() -> pd.DataFrame:
                          "last": pd.Series(dtype=np.float64)})
 
 
-def load_context(cfg: Config) -> tuple[DataContext, list[Finding]]:
-    """Resolve and read the label map, annotations and exclusions of ``cfg``."""
-    ctx = DataContext(cfg)
+def load_context(cfg: Config, files: DatasetFiles) -> tuple[DataContext, list[Finding]]:
+    """Read the label map, annotations and exclusions of ``files`` (the files of ``cfg``)."""
+    ctx = DataContext(cfg, files)
     out = _load_labelmap(ctx)
     for split in SPLITS:
         out += _load_split(ctx, split)

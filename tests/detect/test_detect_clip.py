@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from detect_media import decoded_frames, read_all, write_clip, write_lying_avi
+from fixtures.detect_media import decoded_frames, read_all, write_clip, write_lying_avi
 from torch import nn
 
 from avadet.cli import main

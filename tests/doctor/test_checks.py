@@ -15,6 +15,7 @@ from avadet import synthetic as syn
 from avadet.cli import main as cli_main
 from avadet.config import load_config
 from avadet.doctor import DoctorReport, expected_frame_counts, run_checks
+from avadet.engine import dataset_files
 from avadet.prep.media import open_video_writer
 
 ANN = "annotations"
@@ -38,7 +39,7 @@ def copy(clean: Path, tmp_path: Path) -> Path:
 
 def check(root: Path, *overrides: str, **kwargs) -> DoctorReport:
     cfg = load_config(root / "config.yaml", [f"data.root={root}", *overrides])
-    return run_checks(cfg, progress=False, workers=2, **kwargs)
+    return run_checks(cfg, dataset_files(cfg.data), progress=False, workers=2, **kwargs)
 
 
 def only(report: DoctorReport, name: str):

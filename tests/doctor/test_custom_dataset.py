@@ -5,14 +5,11 @@ evaluation read with those ids. (Training and testing: test_custom_walkthrough.p
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from walkthrough import CLASS_IDS, FPS, SECONDS, avadet, prepare  # noqa: E402
+from fixtures.walkthrough import CLASS_IDS, FPS, SECONDS, avadet, prepare  # noqa: E402
 
 from avadet.config import load_config  # noqa: E402
 from avadet.engine import build_dataset  # noqa: E402

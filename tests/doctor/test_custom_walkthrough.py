@@ -7,13 +7,10 @@ Needs the engine (``avadet train`` / ``avadet test``, docs: /work/ENGINE_CONTRAC
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from walkthrough import CLASS_IDS, avadet, prepare  # noqa: E402
+from fixtures.walkthrough import CLASS_IDS, avadet, prepare  # noqa: E402
 
 from avadet.evaluation import evaluate_files  # noqa: E402
 from avadet.io import read_predictions  # noqa: E402

@@ -1,5 +1,5 @@
 """configs/ava/*.yaml reproduce PySlowFast's AVA configs: each loads, its model takes the
-weights of the matching PySlowFast checkpoint (narrow w8 copies in tests/data/models, same
+weights of the matching PySlowFast checkpoint (narrow w8 copies in tests/fixtures/models, same
 architecture), and the recipe's settings are PySlowFast's."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from avadet.config import load_config
 from avadet.models import build_model, config_from_pyslowfast_cfg, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-MODELS = REPO / "tests" / "data" / "models"
+MODELS = REPO / "tests" / "fixtures" / "models"
 
 CASES = [
     ("slowfast_32x2_r50_short.yaml", "pyslowfast_slowfast_32x2_r50_short_w8.pyth"),

@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 import pandas as pd
+from fixtures.slow_reference import slow_frame_map, slow_heap_cap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from avadet.evaluation import PROTOCOLS, evaluate_frame_map, heap_cap_mask, match_detections
-from tests.evaluation.slow_reference import slow_frame_map, slow_heap_cap
 
 CLASSES = [1, 2, 3]
 KEYFRAMES = [("vidA", 902), ("vidA", 903), ("vidB", 902), ("vidC", 905)]

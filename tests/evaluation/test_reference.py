@@ -1,6 +1,6 @@
 """Parity with the official ActivityNet AVA evaluator on three reference workloads.
 
-``tests/data/eval/case_{a,b,c}`` hold gt, predictions, label map and exclusions, and the
+``tests/fixtures/eval/case_{a,b,c}`` hold gt, predictions, label map and exclusions, and the
 official code's results (``expected_*.json``, made with activitynet/ActivityNet commit
 3fee089 for the 2019 challenge and HEAD for the latest code). Cases b and c carry the edge
 cases: duplicates, excluded keyframes, keyframes and videos without gt, unpadded timestamps,
@@ -19,7 +19,7 @@ from avadet.cli import main as avadet_main
 from avadet.evaluation import evaluate_files, evaluate_frame_map
 from avadet.io import read_annotations, read_exclusions, read_labelmap, read_predictions
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "eval"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 CASES = ["case_a", "case_b", "case_c"]
 EXPECTED = {"activitynet2019": "expected_activitynet2019.json",
             "activitynet": "expected_activitynet_latest.json"}

@@ -41,7 +41,7 @@ def test_errors(tmp_path, text, message):
 def test_reference_labelmap_has_the_60_evaluated_classes():
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "data" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt"
+    path = Path(__file__).parents[1] / "fixtures" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt"
     evaluated = [int(x) for x in (
         "1 3 4 5 6 7 8 9 10 11 12 13 14 15 17 20 22 24 26 27 28 29 30 34 36 37 38 41 43 45 46 47 "
         "48 49 51 52 54 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 72 73 74 76 77 78 79 80"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "models"
+DATA = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 
 
 def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:

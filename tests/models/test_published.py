@@ -141,7 +141,7 @@ def test_slowfast_r50_detection_is_pytorchvideos_model():
     assert isinstance(reference.detection_head.activation, torch.nn.Sigmoid) and mine.head.activation == "sigmoid"
 
 
-# Narrow (width 8) PySlowFast references in tests/data/models of each builder's architecture;
+# Narrow (width 8) PySlowFast references in tests/fixtures/models of each builder's architecture;
 # SLOWFAST_32x2_R50 c2 is pytorchvideo's detection model (unaligned RoIAlign).
 REFERENCES = {
     "slowfast_32x2_r50": "pyslowfast_slowfast_32x2_r50_short_w8",

@@ -1,4 +1,4 @@
-"""avadet reproduces PySlowFast's AVA models: the reference checkpoints in tests/data/models
+"""avadet reproduces PySlowFast's AVA models: the reference checkpoints in tests/fixtures/models
 (PySlowFast's own code, width 8, calibrated random weights) load from their .pyth and Caffe2
 pickles, and the outputs match the saved ones."""
 

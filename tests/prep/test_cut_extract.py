@@ -10,7 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from prep_videos import decode_index, make_video
+from fixtures.prep_videos import decode_index, make_video
 
 from avadet.errors import AvadetError, FormatError
 from avadet.prep.cut import cut_video, cut_videos

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from dl_media import extract_frames, frame_number, index_frame, write_video
+from fixtures.dataset_media import extract_frames, frame_number, index_frame, write_video
 
 from avadet.data import ClipReadError, FrameFolderSource, VideoSource, sample_clip_indices
 from avadet.data.sources import frame_to_rgb

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dl_media import frame_number, write_dataset
+from fixtures.dataset_media import frame_number, write_dataset
 
 from avadet.config import load_config
 from avadet.data import Item, collate, label_boxes_by_iou
