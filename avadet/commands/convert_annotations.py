@@ -29,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avadet.prep.convert import convert_annotations, read_box_csv, read_cvat_video_xml
+    from avadet.prep.convert import (
+        VideosNeeded,
+        convert_annotations,
+        read_box_csv,
+        read_cvat_video_xml,
+    )
 
     source = Path(args.input)
     frame_size = None
@@ -40,11 +45,14 @@ def run(args: argparse.Namespace) -> int:
         rows = read_box_csv(source)
     if args.fps and "frame" in rows.columns and "time" not in rows.columns:
         rows = rows.assign(time=rows["frame"] / args.fps).drop(columns="frame")
-    result = convert_annotations(
-        rows, source=source, out=args.out, labelmap_path=args.labelmap, videos_dir=args.videos,
-        normalized=args.normalized, segment_start=args.segment_start, first_id=args.first_id,
-        frame_size=frame_size,
-    )
+    try:
+        result = convert_annotations(
+            rows, source=source, out=args.out, labelmap_path=args.labelmap,
+            videos_dir=args.videos, normalized=args.normalized,
+            segment_start=args.segment_start, first_id=args.first_id, frame_size=frame_size,
+        )
+    except VideosNeeded as exc:
+        raise VideosNeeded(f"{exc} (--videos DIR, or --fps and --normalized)") from None
     for split, path in result.written.items():
         n = len(result.rows) if split == "all" else int((result.rows["split"] == split).sum())
         print(f"wrote {path}: {n} rows")

@@ -236,7 +236,7 @@ def _frame_count_findings(ctx: DataContext, facts: list[MediaFacts], kind: str) 
             f"{len(wrong_fps)} {kind}s have a frame count that matches another frame rate, "
             f"expected {expect}: frame k no longer shows time start + k / {data.fps:g} and "
             "every clip is off in time",
-            f"re-extract at {data.fps:g} fps with data_prep/extract_frames.py --fps {data.fps:g} "
+            f"re-extract at {data.fps:g} fps with avadet extract-frames --fps {data.fps:g} "
             "(it resamples by timestamps; one JPEG per decoded frame does not), or set data.fps "
             "to the media's rate",
             lambda fg: f"{fg[0].path}: {fg[0].num_frames} frames = {fg[1]:g} fps x the segment"),

@@ -50,11 +50,15 @@ class ConversionResult:
     keyframes: int
 
 
+class VideosNeeded(AvadetError):
+    """The rows need each video's frame rate or size, and no videos folder was given."""
+
+
 def _video_facts(videos_dir: Optional[Path], video_ids: Sequence[str]) -> dict[str, tuple[float, int, int]]:
     """``video_id -> (fps, width, height)`` from the video headers."""
     if videos_dir is None:
-        raise AvadetError("frame numbers or pixel boxes need the videos (--videos DIR) for "
-                          "their frame rate and size")
+        raise VideosNeeded("frame numbers or pixel boxes need the videos folder for their "
+                           "frame rate and size")
     out = {}
     for vid in video_ids:
         path = next((videos_dir / f"{vid}{ext}" for ext in VIDEO_EXTENSIONS

@@ -383,7 +383,7 @@ def make_synthetic(out_dir: PathLike, *, preset: str = "tiny", seed: int = 0,
             return out_dir
         if not overwrite:
             raise AvadetError(f"{out_dir}: folder is not empty and holds no matching synthetic "
-                              "dataset; pick another folder or overwrite it (--overwrite)")
+                              "dataset; pick another folder, or overwrite=True to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     started = time.perf_counter()

@@ -85,7 +85,7 @@ def test_unknown_label_and_bad_header_are_named(dataset: Path, tmp_path: Path) -
     (tmp_path / "bad.csv").write_text("video,frame,x,y,w,h,label\n")
     with pytest.raises(FormatError, match="header must name"):
         read_box_csv(tmp_path / "bad.csv")
-    with pytest.raises(AvadetError, match="--videos"):
+    with pytest.raises(AvadetError, match="videos folder"):
         convert_annotations(rows, source="boxes.csv", out=tmp_path / "{split}.csv",
                             labelmap_path=tmp_path / "x.pbtxt")
 
