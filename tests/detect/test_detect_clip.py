@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from fixtures.detect_media import decoded_frames, read_all, write_clip, write_lying_avi
+from fixtures.detect_media import (
+    decoded_frames,
+    read_all,
+    write_clip,
+    write_faststart_mp4,
+    write_lying_avi,
+)
 from torch import nn
 
 from avadet.cli import main
@@ -239,6 +245,29 @@ def test_bad_inputs_are_one_line_errors(setup, tmp_path, capsys):
                  str(tmp_path / "o"), "--persons", "csv", "--boxes", str(setup["boxes"]),
                  "--video-id", setup["vid"]]) == 2
     assert "junk.mp4" in capsys.readouterr().err
+    # A file that is no video is reported as such before the person boxes are looked at.
+    assert main(["detect", str(tmp_path / "junk.mp4"), "--checkpoint", ckpt, "--out",
+                 str(tmp_path / "o2"), "--persons", "csv", "--boxes", str(setup["boxes"]),
+                 "--video-id", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "junk.mp4: not a video" in err and "no boxes" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o2").exists()
+
+
+def test_a_truncated_mp4_is_an_error_not_a_short_run(setup, tmp_path, capsys):
+    whole = write_faststart_mp4(tmp_path / "whole.mp4", 240)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.45)])
+    boxes = tmp_path / "b.csv"
+    boxes.write_text("cut,0,0.1,0.1,0.5,0.9,-1,0.9\ncut,1,0.2,0.1,0.6,0.9,-1,0.9\n")
+    assert main(["detect", str(cut), "--checkpoint", str(setup["ckpt"]["config.yaml"]),
+                 "--out", str(tmp_path / "o"), "--persons", "csv", "--boxes", str(boxes),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cut.mp4: truncated video" in err and "of the 240 frames" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "cut_annotated.mp4").exists()
+    assert not (tmp_path / "o" / "cut.csv").exists()
 
 
 def test_iou_tracker_keeps_ids():
