@@ -54,7 +54,7 @@ from avadet.detect.results import DetectResult, KeyframeResult
 from avadet.detect.stream import ClipTimeline, StreamState
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
-from avadet.persons import PersonDetector
+from avadet.persons import MAX_PERSONS_PER_KEYFRAME, PersonDetector, top_boxes
 
 if TYPE_CHECKING:
     from avadet.prep.media import VideoWriter
@@ -416,7 +416,12 @@ class ClipDetector:
             k = state.next_detect
             with _timed(state.timings, "persons"):
                 key = (video_id, offset + timeline.time(k))
-                state.detections[k] = self.persons.detect([rgb], [key])[0]
+                found, dropped = top_boxes(self.persons.detect([rgb], [key])[0])
+            if dropped:
+                logger.warning("keyframe at %.3f s: %d person boxes dropped, the best "
+                               "scoring %d kept", timeline.time(k), dropped,
+                               MAX_PERSONS_PER_KEYFRAME)
+            state.detections[k] = found
             state.next_detect += 1
 
     def _score_next(self, state: StreamState) -> None:

@@ -270,6 +270,34 @@ def test_a_truncated_mp4_is_an_error_not_a_short_run(setup, tmp_path, capsys):
     assert not (tmp_path / "o" / "cut.csv").exists()
 
 
+def test_200000_person_boxes_on_one_keyframe_are_capped(setup, tmp_path, caplog):
+    """A box CSV with 200,000 rows on one keyframe: the best-scoring 1000 are scored, the rest
+    dropped with a warning, instead of one allocation for 200,000 RoIs."""
+    from avadet.persons import MAX_PERSONS_PER_KEYFRAME
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    x1, y1 = rng.uniform(0, 0.5, n), rng.uniform(0, 0.5, n)
+    scores = rng.uniform(0.5, 1.0, n)
+    boxes = tmp_path / "crowd.csv"
+    pd.DataFrame({"v": setup["vid"], "t": 902, "x1": x1.round(3), "y1": y1.round(3),
+                  "x2": (x1 + 0.3).round(3), "y2": (y1 + 0.4).round(3), "a": -1,
+                  "s": scores.round(4)}).to_csv(boxes, header=False, index=False)
+    model, cfg, class_ids = load_trained_model(setup["ckpt"]["config.yaml"])
+    with caplog.at_level("WARNING"):
+        persons = CsvPersonBoxes(boxes, min_score=0.0)
+    rows = read_person_boxes(boxes)  # the reader merges rows of the same box
+    assert persons.dropped == len(rows) - MAX_PERSONS_PER_KEYFRAME > 100_000
+    assert f"{persons.dropped} boxes dropped" in caplog.text
+    runner = ClipDetector(model, ClipSettings.from_config(cfg), class_ids, persons,
+                          interval=2.0, start=2.0)
+    result = runner.run(setup["video"], timestamp_offset=900, progress=False)
+    crowded = result.keyframes[0]
+    assert crowded.time == 2.0 and crowded.action_scores.shape == (1000, len(class_ids))
+    assert crowded.person_scores.min() >= np.sort(rows["score"].to_numpy(np.float32))[-1000]
+    assert all(len(k.boxes) == 0 for k in result.keyframes[1:])
+
+
 def test_iou_tracker_keeps_ids():
     tracker = IouTracker(min_iou=0.3, max_missed=1)
     a = np.array([[0.1, 0.1, 0.3, 0.6], [0.6, 0.2, 0.8, 0.7]])

@@ -183,3 +183,15 @@ def test_detect_persons_writes_an_ava_box_csv(synthetic, tmp_path):
     assert (tmp_path / "cli.csv").read_text() == out.read_text()
     assert main(["detect-persons", "--config", str(synthetic / "config.yaml"), "--out",
                  str(tmp_path / "x.csv"), "--persons", "detectron2"]) == 2
+
+
+def test_top_boxes_keeps_the_best_scoring_in_order():
+    from avadet.persons import PersonBoxes, top_boxes
+
+    scores = np.array([0.5, 0.9, 0.1, 0.9, 0.7], np.float32)
+    boxes = np.arange(20, dtype=np.float32).reshape(5, 4)
+    kept, dropped = top_boxes(PersonBoxes(boxes, scores), limit=3)
+    assert dropped == 2 and kept.scores.tolist() == pytest.approx([0.9, 0.9, 0.7])
+    assert kept.boxes[:, 0].tolist() == [4, 12, 16]
+    same, none = top_boxes(PersonBoxes(boxes, scores), limit=5)
+    assert none == 0 and same.boxes is boxes
