@@ -195,3 +195,35 @@ def test_top_boxes_keeps_the_best_scoring_in_order():
     assert kept.boxes[:, 0].tolist() == [4, 12, 16]
     same, none = top_boxes(PersonBoxes(boxes, scores), limit=5)
     assert none == 0 and same.boxes is boxes
+
+
+def test_bad_detector_weights_give_the_whole_reason_in_one_line(tmp_path):
+    import os
+
+    from avadet.errors import CheckpointError
+    from avadet.persons.torchvision_backend import build_faster_rcnn
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    cases = {
+        "junk.pth": (b"garbage\n", "Unsupported operand"),
+        "evil.pth": (Evil(), "unsupported GLOBAL posix.system"),
+        "other.pth": ({"backbone.x": torch.zeros(2)}, "348 of the model's 348 tensors missing"),
+        "list.pth": ([1, 2], "holds a list, not a state dict"),
+    }
+    for name, (content, reason) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            torch.save(content, path)
+        with pytest.raises(CheckpointError) as info:
+            build_faster_rcnn(weights=None, weights_path=path, min_size=64, max_size=96)
+        message = str(info.value)
+        assert message.startswith(str(path)) and reason in message, message
+        assert "\n" not in message and "weights_only` set to `False`" not in message
+    other = str(pytest.raises(CheckpointError, build_faster_rcnn, weights=None,
+                              weights_path=tmp_path / "other.pth").value)
+    assert "1 unexpected (backbone.x)" in other
