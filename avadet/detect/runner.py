@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -282,10 +283,13 @@ class ClipDetector:
         device: Union[str, torch.device] = "cpu",
         tracker_iou: float = 0.3,
     ):
-        if not interval > 0:
-            raise ConfigError(f"keyframe interval must be > 0 seconds, got {interval}")
-        if start < 0:
-            raise ConfigError(f"first keyframe time must be >= 0 seconds, got {start}")
+        # NaN passes every comparison and inf never ends the time line: both refused.
+        if not (math.isfinite(interval) and interval > 0):
+            raise ConfigError(f"keyframe interval must be a finite number > 0 seconds, got "
+                              f"{interval}")
+        if not (math.isfinite(start) and start >= 0):
+            raise ConfigError(f"first keyframe time must be a finite number >= 0 seconds, got "
+                              f"{start}")
         self.model = model.eval()
         self.settings = settings
         self.class_ids = [int(c) for c in class_ids]
