@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
+
+import numpy as np
 
 from avadet.api._config import ConfigLike, as_config
 from avadet.config import Config, with_overrides
@@ -18,9 +21,10 @@ from avadet.detect.outputs import (
     write_json,
     write_predictions_csv,
 )
+from avadet.detect.runner import probe_video
 from avadet.engine.build import dataset_files
 from avadet.engine.checkpoint import inference_config, load_trained_model
-from avadet.errors import AvadetError, FormatError
+from avadet.errors import AvadetError, ConfigError, FormatError
 from avadet.io import LabelMap, read_labelmap
 from avadet.persons import CsvPersonBoxes, PersonDetector, PersonDetectorChoice
 
@@ -87,6 +91,43 @@ def _check_csv_boxes(persons: PersonDetector, video_id: str) -> None:
                           f"file: {some}{more}); give the video id the file uses")
 
 
+# Keyframes closer than one frame at 100 fps only repeat a frame's detections and make a run
+# take minutes; a day apart is the longest that still means something. ``avadet detect``
+# checks the same limits while parsing its flags.
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 86400.0
+MAX_SECONDS = 1e7  # start and timestamp offset: about 115 days
+
+
+def _number(name: str, value, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"detect: {name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ConfigError(f"detect: {name} must be a finite number between {low:g} and "
+                          f"{high:g}, got {value!r}")
+    return number
+
+
+def _count(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"detect: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_options(*, interval, start, top_k, show_top, person_threshold,
+                  timestamp_offset) -> None:
+    """Raise :class:`ConfigError` for a keyframe setting that is not finite or out of range
+    (NaN, inf, a negative count, keyframes closer than ``MIN_INTERVAL``)."""
+    _number("interval", interval, MIN_INTERVAL, MAX_INTERVAL)
+    _number("start", start, 0.0, MAX_SECONDS)
+    _number("timestamp_offset", timestamp_offset, 0.0, MAX_SECONDS)
+    if person_threshold is not None:
+        _number("person_threshold", person_threshold, 0.0, 1.0)
+    _count("top_k", top_k, 0)
+    _count("show_top", show_top, 0)
+
+
 @dataclass
 class _Run:
     """Where one detection run writes: ``<out>/<stem>.{csv,json,log}`` and the video."""
@@ -137,9 +178,14 @@ def detect_video(
     ``video_id`` and ``timestamp_offset`` make the CSV's keys (and those a CSV person-box
     source is looked up by), e.g. offset 900 for a cut AVA segment.
     """
+    check_options(interval=interval, start=start, top_k=top_k, show_top=show_top,
+                  person_threshold=person_threshold, timestamp_offset=timestamp_offset)
     video = Path(video)
     if not video.is_file():
         raise FormatError(video, "video not found")
+    # Before the checkpoint, the person boxes or the output folder: a file that is no video
+    # is reported as such, not as whatever the next step trips over.
+    probe_video(video)
     run = _Run(Path(out_dir), video.stem)
     run.out_dir.mkdir(parents=True, exist_ok=True)
     handler = _attach_log(run.path(".log"))

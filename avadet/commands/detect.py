@@ -9,6 +9,7 @@ input), and logs to ``DIR/<name>.log``.
 from __future__ import annotations
 
 import argparse
+import math
 
 from avadet.commands._common import (
     add_detector_arguments,
@@ -17,6 +18,68 @@ from avadet.commands._common import (
     set_threads,
     weights_hint,
 )
+
+# The limits api.detect_video checks again (ConfigError) for callers of the Python API; here
+# they are checked while parsing, so a bad value is an argument error before any work starts.
+# Keyframes closer than 0.01 s (one frame at 100 fps) only repeat the same frame's detections
+# and make a run take minutes; one a day apart is the longest that still means something.
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 86400.0
+MAX_SECONDS = 1e7  # --start and --timestamp-offset: about 115 days
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = _number(text)
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_INTERVAL} and {MAX_INTERVAL:g} seconds, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SECONDS:g} seconds, "
+                                         f"got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _tighten(parser: argparse.ArgumentParser, dest: str, parse) -> None:
+    """Give the shared detector flag ``dest`` (added by _common) detect's range check."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.type = parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,24 +91,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "come from the checkpoint)")
     parser.add_argument("--labelmap", help="label map (.pbtxt) for class names "
                                            "(default: the config's data.labelmap)")
-    parser.add_argument("--interval", type=float, default=1.0,
-                        help="seconds between keyframes (default: %(default)s)")
-    parser.add_argument("--start", type=float, default=0.0,
-                        help="time of the first keyframe in seconds (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=0,
+    parser.add_argument("--interval", type=_interval, default=1.0,
+                        help=f"seconds between keyframes, {MIN_INTERVAL} to {MAX_INTERVAL:g} "
+                             "(default: %(default)s)")
+    parser.add_argument("--start", type=_seconds, default=0.0,
+                        help="time of the first keyframe in seconds, >= 0 "
+                             "(default: %(default)s)")
+    parser.add_argument("--top-k", type=_count(0), default=0,
                         help="CSV rows per person: the K best classes (0: every class, as "
                              "AVA prediction files; default)")
-    parser.add_argument("--show-top", type=int, default=3,
+    parser.add_argument("--show-top", type=_count(0), default=3,
                         help="actions drawn and listed in the JSON per person (default: 3)")
     parser.add_argument("--video-id", help="video id in the CSV (default: the file name stem)")
-    parser.add_argument("--timestamp-offset", type=float, default=0.0,
+    parser.add_argument("--timestamp-offset", type=_seconds, default=0.0,
                         help="added to the keyframe times in the outputs and CSV box lookups "
                              "(e.g. 900 for a cut AVA segment)")
     parser.add_argument("--no-video", action="store_true", help="skip the annotated video")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     add_threads_argument(parser)
+    _tighten(parser, "threads", _count(0))
     parser.add_argument("--no-progress", action="store_true")
     add_detector_arguments(parser)
+    _tighten(parser, "person_threshold", _probability)
+    _tighten(parser, "detector_min_size", _count(1))
+    _tighten(parser, "detector_max_size", _count(1))
+    _tighten(parser, "detector_batch", _count(1))
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="overrides of the inference settings, e.g. data.test_detection_score=0.6")
 

@@ -8,7 +8,10 @@ input pixels.
 A keyframe whose clip
 cannot be read is counted in ``dataset.skipped``, logged by path once per video and process,
 and replaced by another keyframe (train) or returned as an empty item that
-:func:`collate_ava` drops (val).
+:func:`collate_ava` drops (val). A keyframe whose centre frame lies past the end of a video
+(or frame folder) shorter than its segment is read clamped, its clip repeating the last
+frame, as PySlowFast does; such keyframes are counted in ``dataset.past_end`` and logged once
+per video with how many of its keyframes lie past its end.
 
 Randomness (training augmentation, replacement keyframes): by default numpy's global
 generator, which DataLoader seeds per worker. :meth:`AvaDataset.set_seed_plan` makes every
@@ -115,7 +118,9 @@ class AvaDataset(Dataset):
         self.video_ids = first["video_id"].astype(str).tolist()
         self.timestamps = first["timestamp"].astype(np.int64).tolist()
         self._skipped = multiprocessing.Value("l", 0)
+        self._past_end = multiprocessing.Value("l", 0)
         self._reported: set[str] = set()
+        self._short_reported: set[str] = set()
         self.seed: Optional[int] = None
         self.epoch = 0
 
@@ -143,6 +148,33 @@ class AvaDataset(Dataset):
         """Keyframes whose clip could not be read so far (over all DataLoader workers)."""
         return int(self._skipped.value)
 
+    @property
+    def past_end(self) -> int:
+        """Keyframes read so far whose centre frame lies past their video's last frame (the
+        clip repeats that frame; over all DataLoader workers)."""
+        return int(self._past_end.value)
+
+    def _centre(self, index: int) -> int:
+        return int(keyframe_to_frame_index(self.timestamps[index], fps=self.fps,
+                                           segment_start=self.segment_start))
+
+    def _note_past_end(self, index: int, total: int) -> None:
+        """Count keyframe ``index`` (centre past the last of ``total`` frames) and, the first
+        time for its video in this process, log how many of the video's keyframes lie past
+        its end."""
+        with self._past_end.get_lock():
+            self._past_end.value += 1
+        video_id = self.video_ids[index]
+        if video_id in self._short_reported:
+            return
+        self._short_reported.add(video_id)
+        same = [i for i, v in enumerate(self.video_ids) if v == video_id]
+        past = sum(self._centre(i) >= total for i in same)
+        logger.warning(
+            "%s has %d frames (%.1f s at %g fps): %d of its %d keyframes lie past its end "
+            "and are read as its last frame repeated; re-extract or re-cut the video",
+            video_id, total, total / self.fps, self.fps, past, len(same))
+
     def keyframes(self) -> pd.DataFrame:
         """``video_id timestamp`` of every item, in item order."""
         return pd.DataFrame({"video_id": self.video_ids, "timestamp": self.timestamps})
@@ -150,11 +182,8 @@ class AvaDataset(Dataset):
     def clip_indices(self, index: int) -> np.ndarray:
         """``(num_frames,)`` 0-based frame indices of item ``index``'s Fast clip."""
         video_id = self.video_ids[index]
-        center = keyframe_to_frame_index(
-            self.timestamps[index], fps=self.fps, segment_start=self.segment_start
-        )
         return sample_clip_indices(
-            center,
+            self._centre(index),
             num_frames=self.num_frames,
             sampling_rate=self.sampling_rate,
             total_frames=self.source.num_frames(video_id),
@@ -195,7 +224,11 @@ class AvaDataset(Dataset):
 
     def _load(self, index: int, rng: Optional[np.random.RandomState] = None) -> Item:
         video_id = self.video_ids[index]
-        clip = self.source.read(video_id, self.clip_indices(index))
+        indices = self.clip_indices(index)
+        clip = self.source.read(video_id, indices)
+        total = self.source.num_frames(video_id)
+        if self._centre(index) >= total:
+            self._note_past_end(index, total)
         rows = slice(self._starts[index], self._starts[index + 1])
         norm_boxes = self._boxes[rows]
         if self.train:

@@ -7,7 +7,8 @@ Both sources have the same two methods and return the same frames for the same r
   repeats are allowed (clamped clips) and each distinct frame is decoded once.
 - ``num_frames(video_id) -> int``: frames in that video (cached).
 
-A missing frame, an unreadable JPEG or a video that cannot be opened or decoded raises
+A missing frame, an unreadable or truncated JPEG (no end-of-image marker: OpenCV would decode
+it with a grey fill and only warn) or a video that cannot be opened or decoded raises
 :class:`ClipReadError` naming the file; the dataset counts and skips such keyframes.
 """
 
@@ -45,6 +46,19 @@ def _as_indices(indices: Union[np.ndarray, Sequence[int]]) -> np.ndarray:
     if indices.size == 0:
         raise ValueError("no frame indices requested")
     return indices
+
+
+JPEG_START = b"\xff\xd8"  # SOI: every JPEG file starts with it
+JPEG_END = b"\xff\xd9"  # EOI: the last marker; missing when the file was cut short
+# Some writers pad a JPEG after its EOI (zeros, a newline); that much is still a complete file.
+_JPEG_PADDING = b"\x00\r\n \t"
+
+
+def jpeg_truncated(head: bytes, tail: bytes) -> bool:
+    """Is a file starting with ``head`` and ending with ``tail`` (its last bytes, at least 2
+    plus any padding) a JPEG without its end-of-image marker? Files that are not JPEGs (no
+    SOI) are not judged here."""
+    return head[:2] == JPEG_START and not tail.rstrip(_JPEG_PADDING).endswith(JPEG_END)
 
 
 def frame_name_regex(template: str, video_id: str) -> re.Pattern:
@@ -102,10 +116,7 @@ class FrameFolderSource:
             path = self.frame_path(video_id, index)
             if index < 0:
                 raise ClipReadError(path, f"negative frame index {index}")
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                reason = "cannot decode image" if path.is_file() else "missing frame"
-                raise ClipReadError(path, reason)
+            image = _decode_image(path)
             if clip is None:
                 clip = np.empty((len(unique), *image.shape), dtype=np.uint8)
             elif image.shape != clip.shape[1:]:
@@ -115,6 +126,23 @@ class FrameFolderSource:
             cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=clip[i])
         assert clip is not None
         return clip if np.array_equal(unique, indices) else clip[inverse]
+
+
+def _decode_image(path: Path) -> np.ndarray:
+    """The image at ``path`` as ``(H, W, 3)`` uint8 BGR; a missing, undecodable or truncated
+    file raises :class:`ClipReadError`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ClipReadError(path, "missing frame") from None
+    except OSError as exc:
+        raise ClipReadError(path, f"cannot read frame: {exc.strerror or exc}") from None
+    if jpeg_truncated(data[:2], data[-64:]):
+        raise ClipReadError(path, "truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise ClipReadError(path, "cannot decode image")
+    return image
 
 
 @dataclass

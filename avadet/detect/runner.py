@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -54,7 +55,7 @@ from avadet.detect.results import DetectResult, KeyframeResult
 from avadet.detect.stream import ClipTimeline, StreamState
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
-from avadet.persons import PersonDetector
+from avadet.persons import MAX_PERSONS_PER_KEYFRAME, PersonDetector, top_boxes
 
 if TYPE_CHECKING:
     from avadet.prep.media import VideoWriter
@@ -118,25 +119,89 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] += time.perf_counter() - t0
 
 
-def _open_video(path: Path,
-                stack: contextlib.ExitStack) -> tuple[Iterator[av.VideoFrame], Fraction]:
-    """The decoder of ``path``'s first video stream and its average frame rate; the container
-    closes with ``stack``."""
-    if not path.is_file():
-        raise FormatError(path, "video not found")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise FormatError(path, f"cannot open video: {exc}") from None
-    stack.callback(container.close)
+# Containers of the MP4 / QuickTime family state their frame count from the sample index that
+# is written when the file is finished, so a count far above what decodes means the file was
+# cut short. Other containers' header counts are often wrong (AVI headers, MKV/WebM durations
+# of files written on the fly) and are only logged.
+_EXACT_COUNT_FORMATS = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2")
+# Real files lose a few frames to edit lists and encoder delay: a shortfall within this many
+# frames, or this share of the stated count, is no truncation.
+_MISSING_FRAMES_OK = 3
+_MISSING_SHARE_OK = 0.05
+
+
+@dataclass(frozen=True)
+class _Stated:
+    """What a container says about its first video stream before decoding."""
+
+    rate: Fraction
+    frames: Optional[int]  # the container's frame count (None: not stated)
+    exact: bool  # the count comes from a sample index (MP4 family): a shortfall is truncation
+
+
+def _stated(path: Path, container: av.container.InputContainer) -> _Stated:
     if not container.streams.video:
-        raise FormatError(path, "no video stream")
+        raise FormatError(path, "not a video: the file has no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate
     if not rate:
         raise FormatError(path, "cannot tell the video's frame rate")
-    return container.decode(stream), Fraction(rate)
+    frames = int(stream.frames or 0)
+    if frames <= 0 and stream.duration and stream.time_base:
+        frames = int(round(float(stream.duration * stream.time_base * rate)))
+    names = set((container.format.name or "").split(","))
+    return _Stated(Fraction(rate), frames if frames > 0 else None,
+                   bool(names & set(_EXACT_COUNT_FORMATS)))
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise FormatError(path, "video not found")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(path, f"not a video PyAV/ffmpeg can open ({exc})") from None
+
+
+def probe_video(path: PathLike) -> None:
+    """Raise :class:`FormatError` naming ``path`` unless it opens as a video with a frame
+    rate (cheap: reads the header only)."""
+    path = Path(path)
+    container = _open_container(path)
+    try:
+        _stated(path, container)
+    finally:
+        container.close()
+
+
+def _open_video(path: Path,
+                stack: contextlib.ExitStack) -> tuple[Iterator[av.VideoFrame], _Stated]:
+    """The decoder of ``path``'s first video stream and what its container states; the
+    container closes with ``stack``."""
+    container = _open_container(path)
+    stack.callback(container.close)
+    stated = _stated(path, container)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container.decode(stream), stated
+
+
+def check_complete(path: Path, decoded: int, stated: _Stated) -> None:
+    """Fail when far fewer frames decoded than an exact container count states: the file was
+    cut short (a decoder with threads stops at the missing data without an error)."""
+    if stated.frames is None:
+        return
+    missing = stated.frames - decoded
+    if missing <= max(_MISSING_FRAMES_OK, _MISSING_SHARE_OK * stated.frames):
+        return
+    if not stated.exact:
+        logger.info("%s: the container states %d frames, %d decoded", path, stated.frames,
+                    decoded)
+        return
+    seconds = float(stated.frames / stated.rate)
+    raise FormatError(path, f"truncated video: {decoded} of the {stated.frames} frames "
+                      f"({seconds:.1f} s) the container states could be decoded; re-copy or "
+                      "re-encode the file")
 
 
 def _decode_rgb(path: Path, frames: Iterator[av.VideoFrame],
@@ -218,10 +283,13 @@ class ClipDetector:
         device: Union[str, torch.device] = "cpu",
         tracker_iou: float = 0.3,
     ):
-        if not interval > 0:
-            raise ConfigError(f"keyframe interval must be > 0 seconds, got {interval}")
-        if start < 0:
-            raise ConfigError(f"first keyframe time must be >= 0 seconds, got {start}")
+        # NaN passes every comparison and inf never ends the time line: both refused.
+        if not (math.isfinite(interval) and interval > 0):
+            raise ConfigError(f"keyframe interval must be a finite number > 0 seconds, got "
+                              f"{interval}")
+        if not (math.isfinite(start) and start >= 0):
+            raise ConfigError(f"first keyframe time must be a finite number >= 0 seconds, got "
+                              f"{start}")
         self.model = model.eval()
         self.settings = settings
         self.class_ids = [int(c) for c in class_ids]
@@ -280,7 +348,8 @@ class ClipDetector:
         path = Path(video)
         video_id = video_id or path.stem
         with contextlib.ExitStack() as stack:
-            frames, rate = _open_video(path, stack)
+            frames, stated = _open_video(path, stack)
+            rate = stated.rate
             expected = count_frames(path)
             bar = stack.enter_context(tqdm(total=expected, desc=f"detect {path.name}",
                                            unit="frame", disable=not progress))
@@ -299,6 +368,7 @@ class ClipDetector:
             for rgb in itertools.chain([first], decoded):
                 self._on_frame(state, rgb, video_id, timestamp_offset, annotation)
                 bar.update(1)
+            check_complete(path, state.decoded, stated)
             self._finish(state, annotation)
             state.timings["total"] = time.perf_counter() - started
         if expected is not None and expected != state.decoded:
@@ -350,7 +420,12 @@ class ClipDetector:
             k = state.next_detect
             with _timed(state.timings, "persons"):
                 key = (video_id, offset + timeline.time(k))
-                state.detections[k] = self.persons.detect([rgb], [key])[0]
+                found, dropped = top_boxes(self.persons.detect([rgb], [key])[0])
+            if dropped:
+                logger.warning("keyframe at %.3f s: %d person boxes dropped, the best "
+                               "scoring %d kept", timeline.time(k), dropped,
+                               MAX_PERSONS_PER_KEYFRAME)
+            state.detections[k] = found
             state.next_detect += 1
 
     def _score_next(self, state: StreamState) -> None:

@@ -1,5 +1,6 @@
-"""What one video's media are, read cheaply: frame-folder listings and JPEG headers, video
-container headers. Decoding every frame happens only with ``full_scan``.
+"""What one video's media are, read cheaply: frame-folder listings, the first and last bytes
+of every frame file (a JPEG's start and end-of-image markers: a truncated file lacks the
+end marker), video container headers. Decoding every frame happens only with ``full_scan``.
 
 :func:`inspect_frames` and :func:`inspect_video` return a :class:`MediaFacts` each; the checks
 in :mod:`avadet.doctor.media_checks` turn many of them into findings. Both are thread-safe and
@@ -17,7 +18,13 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from avadet.data.sources import FrameFolderSource, VideoSource, frame_name_regex
+from avadet.data.sources import (
+    JPEG_START,
+    FrameFolderSource,
+    VideoSource,
+    frame_name_regex,
+    jpeg_truncated,
+)
 
 # Frames of a video decoded by the default (sampled) check, spread evenly over the video.
 DEFAULT_SAMPLE = 8
@@ -50,6 +57,7 @@ class MediaFacts:
     fps: Optional[Fraction] = None
     header_frames: int = 0  # videos: the container's count (0: none)
     decoded: int = 0
+    markers_checked: int = 0  # frame files whose JPEG start and end markers were read
     counted_by_decoding: bool = False
     zero_based: bool = False  # frame folders: a file numbered 0 exists (avadet counts from 1)
 
@@ -76,23 +84,43 @@ def _sample_numbers(top: int, sample: int) -> np.ndarray:
     return np.unique(np.linspace(1, top, sample).round().astype(np.int64))
 
 
-def _jpeg_problem(data: bytes) -> str:
-    """Why ``data`` is not a complete JPEG ("" if it looks complete): start and end markers."""
+def _jpeg_problem(data: bytes, tail: Optional[bytes] = None) -> str:
+    """Why a file starting with ``data`` and ending with ``tail`` (default: ``data`` is the
+    whole file) is not a complete JPEG ("" if it looks complete): start and end markers."""
+    tail = data if tail is None else tail
     if len(data) == 0:
         return "empty file"
-    if not data.startswith(b"\xff\xd8"):
+    if not data.startswith(JPEG_START):
         return "not a JPEG (no start-of-image marker)"
-    if not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+    if jpeg_truncated(data[:2], tail[-_TAIL:]):
         return "truncated JPEG (no end-of-image marker)"
     return ""
+
+
+# Bytes read from a frame file's end: its end-of-image marker and the padding some writers add.
+_TAIL = 64
+
+
+def _marker_problem(path: str, size: int) -> str:
+    """:func:`_jpeg_problem` from the file's first 2 and last ``_TAIL`` bytes only."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+            fh.seek(max(size - _TAIL, 0))
+            tail = fh.read(_TAIL)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return _jpeg_problem(head, tail)
 
 
 def inspect_frames(
     source: FrameFolderSource, video_id: str, *, sample: int = DEFAULT_SAMPLE,
     full_scan: bool = False,
 ) -> MediaFacts:
-    """List ``frames_dir/<video_id>`` (names and sizes; one ``stat`` per file) and decode
-    ``sample`` frames spread over it (every frame with ``full_scan``)."""
+    """List ``frames_dir/<video_id>`` (names and sizes; one ``stat`` per file), read every
+    frame file's first and last bytes (JPEG start and end-of-image markers: a training run
+    reads nearly every frame, and a truncated JPEG lacks the end marker) and decode ``sample``
+    frames spread over it (every frame with ``full_scan``)."""
     folder = source.frames_dir / video_id
     facts = MediaFacts(video_id, folder)
     try:
@@ -134,7 +162,21 @@ def inspect_frames(
             facts.empty_files.append(entry.name)
     facts.empty_files.sort()
     empty = set(facts.empty_files)
-    for number in _sample_numbers(top, 0 if full_scan else sample).tolist():
+    sampled = _sample_numbers(top, 0 if full_scan else sample).tolist()
+    if not full_scan:  # the decoded ones are checked whole below
+        skip = set(sampled)
+        for number, entry in sorted(names.items()):
+            if number in skip or entry.name in empty:
+                continue
+            try:
+                size = entry.stat().st_size
+            except OSError:
+                continue  # counted as empty above
+            problem = _marker_problem(entry.path, size)
+            facts.markers_checked += 1
+            if problem:
+                facts.corrupt.append((entry.name, problem))
+    for number in sampled:
         entry = names.get(number)
         if entry is None or entry.name in empty:
             continue
@@ -150,10 +192,12 @@ def inspect_frames(
             if image is None:
                 problem = "cannot decode image"
         facts.decoded += 1
+        facts.markers_checked += 1
         if problem:
             facts.corrupt.append((entry.name, problem))
             continue
         facts.sizes.setdefault(image.shape[:2], entry.name)
+    facts.corrupt.sort()
     return facts
 
 

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from avadet.data.sources import FrameFolderSource, VideoSource
+from avadet.data.sources import ClipReadError, FrameFolderSource, VideoSource
 from avadet.doctor.context import SPLITS, DataContext
 from avadet.doctor.findings import Finding, findings_over
 from avadet.doctor.media import DEFAULT_SAMPLE, MediaFacts, inspect_frames, inspect_video
@@ -43,6 +43,41 @@ def _likely_fps(count: int, cfg_fps: float, segment_start: float, segment_end: f
             if s > 0 and abs(count - fps * s) <= max(2.0, 0.002 * fps * s):
                 return fps
     return None
+
+
+def _lost_its_end(ctx: DataContext, f: MediaFacts, guess: float) -> Optional[int]:
+    """Is frame folder ``f``, whose count matches ``guess`` fps, rather a folder cut short?
+
+    Decided by the video, where the dataset has it: extracted at ``guess`` fps, the last file
+    shows the video's frame at time ``last / guess``; cut short, it shows the video's frame
+    ``last`` at ``data.fps``. The two candidates are compared with the file (grey levels).
+    Without the video (or a folder longer than expected) the count alone cannot tell.
+    Returns the video's frame count when the folder is cut short, else None.
+    """
+    data = ctx.cfg.data
+    if data.source != "frames" or guess >= data.fps:
+        return None
+    video = VideoSource(ctx.files.videos_dir)
+    try:
+        total = video.num_frames(f.video_id)
+        last = f.num_frames - 1
+        resampled = min(int(round(last * data.fps / guess)), total - 1)
+        if last >= total or resampled == last:
+            return None
+        candidates = video.read(f.video_id, [last, resampled]).astype(np.float32)
+        image = FrameFolderSource(ctx.files.frames_dir, data.frame_template).read(
+            f.video_id, [last])[0].astype(np.float32)
+    except (ClipReadError, ValueError):
+        return None
+    finally:
+        video.close()
+    if candidates.shape[1:] != image.shape:
+        import cv2
+
+        height, width = image.shape[:2]
+        candidates = np.stack([cv2.resize(c, (width, height)) for c in candidates])
+    same, other = (float(np.abs(c - image).mean()) for c in candidates)
+    return total if same < other else None
 
 
 def _media_ids(ctx: DataContext) -> list[str]:
@@ -97,6 +132,8 @@ def check_media(ctx: DataContext, *, full_scan: bool = False, sample: int = DEFA
     ctx.stats["media_videos"] = len(facts)
     ctx.stats["media_frames"] = int(sum(f.num_frames for f in facts))
     ctx.stats["media_decoded"] = int(sum(f.decoded for f in facts))
+    if data.source == "frames":
+        ctx.stats["media_markers_checked"] = int(sum(f.markers_checked for f in facts))
     ctx.stats["media_seconds"] = round(seconds, 3)
     ctx.stats["media_seconds_per_video"] = round(seconds / max(len(facts), 1), 4)
 
@@ -166,8 +203,13 @@ def _frame_file_findings(ctx: DataContext, readable: list[MediaFacts],
         f"{len({f.video_id for f, _ in empty})} folders", "re-extract these videos' frames",
         lambda file: str(file[0].path / file[1]))
     corrupt = [(f, name, why) for f in readable for name, why in f.corrupt]
-    scope = "every frame decoded" if full_scan else (
-        f"{ctx.stats['media_decoded']} sampled frames decoded; --full-scan decodes all")
+    if full_scan:
+        scope = "every frame decoded"
+    elif data.source == "frames":
+        scope = (f"{ctx.stats['media_decoded']} sampled frames decoded, every frame file's JPEG "
+                 "start and end markers read; --full-scan decodes all")
+    else:
+        scope = f"{ctx.stats['media_decoded']} sampled frames decoded; --full-scan decodes all"
 
     def corrupt_example(item: tuple[MediaFacts, str, str]) -> str:
         f, name, why = item
@@ -213,14 +255,17 @@ def _frame_count_findings(ctx: DataContext, facts: list[MediaFacts], kind: str) 
     short_len, ava_len = expected_frame_counts(data.fps, data.segment_start, data.segment_end)
     seconds = data.segment_end - data.segment_start
     last_key = _last_keyframe_frames(ctx)
-    wrong_fps, short, odd, near = [], [], [], []
+    wrong_fps, short, odd, near, cut = [], [], [], [], []
     for f in facts:
         n = f.num_frames
         d = min(abs(n - short_len), abs(n - ava_len))
         if d == 0:
             continue
         guess = _likely_fps(n, data.fps, data.segment_start, data.segment_end)
-        if guess is not None:
+        video_frames = _lost_its_end(ctx, f, guess) if guess is not None else None
+        if video_frames is not None:
+            cut.append((f, video_frames))
+        elif guess is not None:
             wrong_fps.append((f, guess))
         elif last_key.get(f.video_id, -1) >= n:
             short.append(f)
@@ -231,6 +276,15 @@ def _frame_count_findings(ctx: DataContext, facts: list[MediaFacts], kind: str) 
     expect = (f"{ava_len} ({seconds + 1:g} s, AVA's cut) or {short_len} ({seconds:g} s) frames at "
               f"{data.fps:g} fps for the segment {data.segment_start:g}..{data.segment_end:g} s")
     return [
+        *findings_over(
+            "error", "media.truncated", root, cut,
+            f"{len(cut)} {kind}s end early: their last frame is the video's frame at that "
+            f"index at {data.fps:g} fps, so frames are missing at the end (the count alone "
+            "looks like another frame rate); the keyframes past the end read clamped frames",
+            "re-extract these videos' frames (an interrupted extraction, a full disk or a "
+            "partial copy leaves a folder short)",
+            lambda fv: f"{fv[0].path}: {fv[0].num_frames} frames, its video {fv[1]}: the last "
+                       f"{fv[1] - fv[0].num_frames} are missing"),
         *findings_over(
             "error", "media.wrong_fps_count", root, wrong_fps,
             f"{len(wrong_fps)} {kind}s have a frame count that matches another frame rate, "

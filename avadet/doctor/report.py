@@ -32,7 +32,13 @@ def format_report(report: DoctorReport, *, width: int = 100, show_info: bool = T
     lines.append(summary_table(report))
     verdict = ("OK: no errors" if report.ok else
                f"FAILED: {report.errors} error finding(s): training would fail or silently degrade")
-    mode = "full scan (every frame decoded)" if report.full_scan else "sampled frames"
+    if report.full_scan:
+        mode = "full scan (every frame decoded)"
+    elif "media_markers_checked" in report.stats:
+        mode = ("sampled frames decoded; every frame file's JPEG start and end markers read, "
+                "the rest of each file not decoded: --full-scan decodes all")
+    else:
+        mode = "sampled frames decoded; the other frames not decoded: --full-scan decodes all"
     lines.append(f"{verdict}; {report.warnings} warning(s); {report.seconds:.2f} s ({mode})")
     return "\n".join(lines)
 

@@ -22,7 +22,14 @@ from typing import Union
 import torch
 
 from avadet.errors import AvadetError
-from avadet.persons.base import PersonBoxes, PersonDetector, empty_boxes, normalise_boxes
+from avadet.persons.base import (
+    MAX_PERSONS_PER_KEYFRAME,
+    PersonBoxes,
+    PersonDetector,
+    empty_boxes,
+    normalise_boxes,
+    top_boxes,
+)
 from avadet.persons.csv_backend import CsvPersonBoxes
 
 BACKENDS = ("torchvision", "detectron2", "csv")
@@ -94,6 +101,7 @@ class PersonDetectorChoice:
 
 __all__ = [
     "BACKENDS",
+    "MAX_PERSONS_PER_KEYFRAME",
     "CsvPersonBoxes",
     "PersonBoxes",
     "PersonDetector",
@@ -101,4 +109,5 @@ __all__ = [
     "build_person_detector",
     "empty_boxes",
     "normalise_boxes",
+    "top_boxes",
 ]

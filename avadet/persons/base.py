@@ -24,6 +24,22 @@ class PersonBoxes(NamedTuple):
     scores: np.ndarray
 
 
+# Person boxes scored on one keyframe at most. A crowded AVA keyframe has a few dozen people;
+# the RoI head's work (and memory) grows with the boxes, and 200,000 of them ask for one
+# tensor too large to allocate. The best-scoring ones are kept, and the drop is logged.
+MAX_PERSONS_PER_KEYFRAME = 1000
+
+
+def top_boxes(found: PersonBoxes, limit: int = MAX_PERSONS_PER_KEYFRAME) -> tuple[PersonBoxes, int]:
+    """The ``limit`` best-scoring boxes of ``found`` (ties keep their order), and how many
+    were dropped."""
+    extra = len(found.scores) - limit
+    if extra <= 0:
+        return found, 0
+    keep = np.sort(np.argsort(-found.scores, kind="stable")[:limit])
+    return PersonBoxes(found.boxes[keep], found.scores[keep]), extra
+
+
 def empty_boxes() -> PersonBoxes:
     return PersonBoxes(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 

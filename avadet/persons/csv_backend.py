@@ -3,6 +3,7 @@ or a file written by ``avadet detect-persons``) instead of running a detector.""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -11,7 +12,14 @@ import numpy as np
 from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS
 from avadet.errors import AvadetError
 from avadet.io import read_person_boxes
-from avadet.persons.base import PersonBoxes, PersonDetector, empty_boxes
+from avadet.persons.base import (
+    MAX_PERSONS_PER_KEYFRAME,
+    PersonBoxes,
+    PersonDetector,
+    empty_boxes,
+)
+
+logger = logging.getLogger(__name__)
 
 # A keyframe time this close to an integer second is that CSV timestamp.
 _TIME_TOLERANCE = 1e-6
@@ -22,7 +30,8 @@ class CsvPersonBoxes(PersonDetector):
 
     Timestamps in the file are integer seconds (AVA's); a keyframe whose time is not an
     integer, or that has no rows, has no boxes. ``min_score`` keeps rows with
-    ``score >= min_score``.
+    ``score >= min_score``; of a keyframe's rows the ``MAX_PERSONS_PER_KEYFRAME`` best
+    scoring are kept (the number dropped is logged and in ``dropped``).
     """
 
     needs_keys = True
@@ -38,9 +47,20 @@ class CsvPersonBoxes(PersonDetector):
         keys = list(zip(df["video_id"].astype(str), df["timestamp"].astype(np.int64)))
         starts = np.flatnonzero([True] + [a != b for a, b in zip(keys[:-1], keys[1:])])
         bounds = np.append(starts, len(keys))
+        self.dropped = 0
+        crowded = 0
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             vid, t = keys[lo]
+            # Rows are sorted by descending score within a keyframe: the first are the best.
+            if hi - lo > MAX_PERSONS_PER_KEYFRAME:
+                self.dropped += int(hi - lo - MAX_PERSONS_PER_KEYFRAME)
+                crowded += 1
+                hi = lo + MAX_PERSONS_PER_KEYFRAME
             self._boxes[(vid, int(t))] = PersonBoxes(coords[lo:hi], scores[lo:hi])
+        if self.dropped:
+            logger.warning("%s: %d boxes dropped: %d keyframes have more than %d, the best "
+                           "scoring %d of each are kept", self.path, self.dropped, crowded,
+                           MAX_PERSONS_PER_KEYFRAME, MAX_PERSONS_PER_KEYFRAME)
         self.video_ids = sorted({vid for vid, _ in self._boxes})
 
     def has_video(self, video_id: str) -> bool:

@@ -39,6 +39,48 @@ def _offline_message(exc: Exception) -> str:
     )
 
 
+def _load_reason(exc: BaseException) -> str:
+    """torch.load's reason in one line. Its weights-only refusal is a page of text whose
+    advice (load with weights_only=False) would run the file's code: only the cause is kept."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "unsupported GLOBAL" in line or line.startswith("Unsupported"):
+            return f"not a plain tensor file ({line.rstrip('.')}); only tensors and containers " \
+                   "are loaded"
+    for line in lines:
+        if "WeightsUnpickler error:" in line and line.split("error:", 1)[1].strip():
+            return line.split("error:", 1)[1].strip()
+    if lines and lines[0].startswith("Weights only load failed"):
+        return "not a plain tensor file torch can load with weights_only=True"
+    return "; ".join(lines) or type(exc).__name__
+
+
+def _mismatch(expected: dict, state: Any, exc: BaseException) -> str:
+    """Why ``state`` does not fit a model with state dict ``expected``, in one line."""
+    if not isinstance(state, dict):
+        return f"the file holds a {type(state).__name__}, not a state dict"
+
+    def some(keys: list) -> str:
+        return ", ".join(map(str, keys[:3])) + (", ..." if len(keys) > 3 else "")
+
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and hasattr(state[k], "shape")
+              and tuple(state[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the model's {len(expected)} tensors missing "
+                     f"({some(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({some(unexpected)})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(state[k].shape)} in "
+                     f"the file, {tuple(expected[k].shape)} in the model)")
+    return "; ".join(parts) or "; ".join(line.strip() for line in str(exc).splitlines()
+                                         if line.strip())
+
+
 def build_faster_rcnn(
     *,
     weights: Optional[str] = "default",
@@ -65,7 +107,8 @@ def build_faster_rcnn(
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # not a torch file, disallowed pickle content
-            raise CheckpointError(f"{path}: cannot be read as a state dict: {exc}") from None
+            raise CheckpointError(f"{path}: cannot be read as a state dict: "
+                                  f"{_load_reason(exc)}") from None
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
         model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,
@@ -73,9 +116,9 @@ def build_faster_rcnn(
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:
-            first = str(exc).splitlines()[0]
             raise CheckpointError(
-                f"{path}: not fasterrcnn_resnet50_fpn COCO weights: {first}"
+                f"{path}: not fasterrcnn_resnet50_fpn COCO weights: "
+                f"{_mismatch(model.state_dict(), state, exc)}"
             ) from None
     elif weights == "default":
         try:

@@ -299,3 +299,48 @@ def test_seed_plan_draws_replacements_too(root, tmp_path):
     a, b = ds[bad], ds[bad]  # replaced by the same keyframe, augmented the same way
     assert a.timestamp == b.timestamp != 902
     assert torch.equal(a.clip, b.clip)
+
+
+def test_a_truncated_jpeg_is_counted_and_skipped_not_grey_filled(root, tmp_path, caplog):
+    broken = tmp_path / "ava"
+    shutil.copytree(root, broken)
+    cut = broken / "frames" / "vidA" / "vidA_000061.jpg"  # centre of vidA 902
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    # OpenCV 4 decodes such a file with a grey fill and only warns (newer builds refuse it):
+    # the missing end-of-image marker is checked before decoding, whatever the build does.
+    train = build_dataset(config(broken), "train")
+    with caplog.at_level(logging.WARNING, logger="avadet.data"):
+        np.random.seed(0)
+        for i in range(len(train)):
+            item = train[i]
+            assert item.clip is not None and (item.video_id, item.timestamp) != ("vidA", 902)
+    assert train.skipped >= 1
+    assert "vidA_000061.jpg: truncated JPEG" in caplog.text
+    val = build_dataset(config(broken), "val")
+    items = [val[i] for i in range(len(val))]
+    assert [(it.video_id, it.timestamp, it.clip is None) for it in items] == [
+        ("-vidB", 902, False), ("vidA", 902, True), ("vidA", 903, False)]
+    assert val.skipped == 1
+
+
+@pytest.mark.parametrize("source", ["frames", "video"])
+def test_keyframes_past_a_short_videos_end_are_counted_and_logged(root, tmp_path, caplog,
+                                                                   source):
+    from fixtures.dataset_media import write_video
+
+    short = tmp_path / "ava"
+    shutil.copytree(root, short)
+    for k in range(91, 151):  # vidA keeps 90 frames (3 s): keyframe 903's centre is frame 90
+        (short / "frames" / "vidA" / f"vidA_{k:06d}.jpg").unlink()
+    write_video(short / "videos" / "vidA.mp4", 90)
+    val = build_dataset(config(short, f"data.source={source}"), "val")
+    with caplog.at_level(logging.WARNING, logger="avadet.data"):
+        items = [val[i] for i in range(len(val))]
+        items += [val[i] for i in range(len(val))]  # read twice: logged once
+    assert all(it.clip is not None for it in items)
+    assert val.past_end == 2 and val.skipped == 0
+    lines = [r.getMessage() for r in caplog.records if "past its end" in r.getMessage()]
+    assert lines == ["vidA has 90 frames (3.0 s at 30 fps): 1 of its 2 keyframes lie past its "
+                     "end and are read as its last frame repeated; re-extract or re-cut the "
+                     "video"]

@@ -226,3 +226,22 @@ def test_fast_rgb_conversion_is_close_to_swscale(pyramid_video):
         fast = frame_to_rgb(frame)
         slow = frame.to_ndarray(format="rgb24")
     assert fast.shape == slow.shape and np.abs(fast.astype(int) - slow).mean() < 2
+
+
+def test_truncated_jpeg_is_refused_before_decoding(media, tmp_path):
+    from avadet.data.sources import jpeg_truncated
+
+    frames = tmp_path / "frames"
+    shutil.copytree(media / "frames" / "vid_a", frames / "vid_a")
+    path = frames / "vid_a" / "vid_a_000004.jpg"
+    whole = path.read_bytes()
+    assert jpeg_truncated(whole[:2], whole[-64:]) is False
+    assert jpeg_truncated(whole[:2], (whole + b"\x00\x00\n")[-64:]) is False  # padded: complete
+    for cut in (whole[:-2], whole[: len(whole) * 3 // 4], whole[:100]):
+        path.write_bytes(cut)
+        with pytest.raises(ClipReadError, match="vid_a_000004.jpg: truncated JPEG"):
+            FrameFolderSource(frames).read("vid_a", [3])
+    assert jpeg_truncated(b"\x89P", b"IEND") is False  # not a JPEG: not judged here
+    path.write_bytes(b"")
+    with pytest.raises(ClipReadError, match="vid_a_000004.jpg: cannot decode"):
+        FrameFolderSource(frames).read("vid_a", [3])

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from fixtures.detect_media import decoded_frames, read_all, write_clip, write_lying_avi
+from fixtures.detect_media import (
+    decoded_frames,
+    read_all,
+    write_clip,
+    write_faststart_mp4,
+    write_lying_avi,
+)
 from torch import nn
 
 from avadet.cli import main
@@ -239,6 +245,57 @@ def test_bad_inputs_are_one_line_errors(setup, tmp_path, capsys):
                  str(tmp_path / "o"), "--persons", "csv", "--boxes", str(setup["boxes"]),
                  "--video-id", setup["vid"]]) == 2
     assert "junk.mp4" in capsys.readouterr().err
+    # A file that is no video is reported as such before the person boxes are looked at.
+    assert main(["detect", str(tmp_path / "junk.mp4"), "--checkpoint", ckpt, "--out",
+                 str(tmp_path / "o2"), "--persons", "csv", "--boxes", str(setup["boxes"]),
+                 "--video-id", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "junk.mp4: not a video" in err and "no boxes" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o2").exists()
+
+
+def test_a_truncated_mp4_is_an_error_not_a_short_run(setup, tmp_path, capsys):
+    whole = write_faststart_mp4(tmp_path / "whole.mp4", 240)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.45)])
+    boxes = tmp_path / "b.csv"
+    boxes.write_text("cut,0,0.1,0.1,0.5,0.9,-1,0.9\ncut,1,0.2,0.1,0.6,0.9,-1,0.9\n")
+    assert main(["detect", str(cut), "--checkpoint", str(setup["ckpt"]["config.yaml"]),
+                 "--out", str(tmp_path / "o"), "--persons", "csv", "--boxes", str(boxes),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cut.mp4: truncated video" in err and "of the 240 frames" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "cut_annotated.mp4").exists()
+    assert not (tmp_path / "o" / "cut.csv").exists()
+
+
+def test_200000_person_boxes_on_one_keyframe_are_capped(setup, tmp_path, caplog):
+    """A box CSV with 200,000 rows on one keyframe: the best-scoring 1000 are scored, the rest
+    dropped with a warning, instead of one allocation for 200,000 RoIs."""
+    from avadet.persons import MAX_PERSONS_PER_KEYFRAME
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    x1, y1 = rng.uniform(0, 0.5, n), rng.uniform(0, 0.5, n)
+    scores = rng.uniform(0.5, 1.0, n)
+    boxes = tmp_path / "crowd.csv"
+    pd.DataFrame({"v": setup["vid"], "t": 902, "x1": x1.round(3), "y1": y1.round(3),
+                  "x2": (x1 + 0.3).round(3), "y2": (y1 + 0.4).round(3), "a": -1,
+                  "s": scores.round(4)}).to_csv(boxes, header=False, index=False)
+    model, cfg, class_ids = load_trained_model(setup["ckpt"]["config.yaml"])
+    with caplog.at_level("WARNING"):
+        persons = CsvPersonBoxes(boxes, min_score=0.0)
+    rows = read_person_boxes(boxes)  # the reader merges rows of the same box
+    assert persons.dropped == len(rows) - MAX_PERSONS_PER_KEYFRAME > 100_000
+    assert f"{persons.dropped} boxes dropped" in caplog.text
+    runner = ClipDetector(model, ClipSettings.from_config(cfg), class_ids, persons,
+                          interval=2.0, start=2.0)
+    result = runner.run(setup["video"], timestamp_offset=900, progress=False)
+    crowded = result.keyframes[0]
+    assert crowded.time == 2.0 and crowded.action_scores.shape == (1000, len(class_ids))
+    assert crowded.person_scores.min() >= np.sort(rows["score"].to_numpy(np.float32))[-1000]
+    assert all(len(k.boxes) == 0 for k in result.keyframes[1:])
 
 
 def test_iou_tracker_keeps_ids():

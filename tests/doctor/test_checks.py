@@ -115,11 +115,32 @@ def test_annotated_video_without_any_media(copy: Path) -> None:
 
 def test_frames_extracted_at_25_fps_are_named(copy: Path) -> None:
     vid = video_ids(copy, "train")[1]
-    for path in frame_files(copy, vid)[200:]:  # 8 s at 25 fps instead of 30
+    files = frame_files(copy, vid)
+    # 8 s at 25 fps instead of 30, resampled by time as an extraction at 25 fps is: file k
+    # shows the 30 fps frame at k / 25 s. (Deleting frames instead would be a folder cut
+    # short, which the video tells apart: see the next test.)
+    resampled = [files[round(k * 30 / 25)].read_bytes() for k in range(200)]
+    for path, data in zip(files, resampled):
+        path.write_bytes(data)
+    for path in files[200:]:
         path.unlink()
     f = only(check(copy), "media.wrong_fps_count")
     assert f.severity == "error" and f.count == 1
     assert "200 frames = 25 fps" in f.examples[0] and "--fps 30" in f.fix
+
+
+def test_a_folder_cut_short_is_not_called_another_frame_rate(copy: Path) -> None:
+    vid = video_ids(copy, "train")[1]
+    for path in frame_files(copy, vid)[192:]:  # 192 frames = 24 (or 23.976) fps x 8 s
+        path.unlink()
+    report = check(copy)
+    assert not report.by_check("media.wrong_fps_count")
+    f = only(report, "media.truncated")
+    assert f.severity == "error" and f.count == 1 and vid in f.examples[0]
+    assert "192 frames, its video 240: the last 48 are missing" in f.examples[0]
+    # Without the video the count alone cannot tell: the frame-rate reading stays.
+    shutil.rmtree(copy / "videos")
+    assert only(check(copy), "media.wrong_fps_count").count == 1
 
 
 def test_frames_ending_before_the_last_keyframe(copy: Path) -> None:
@@ -149,7 +170,11 @@ def test_empty_and_truncated_jpegs(copy: Path) -> None:
     report = check(copy)
     assert only(report, "media.empty_frames").count == 1
     f = only(report, "media.corrupt")
-    assert f.count == 1 and files[0].name in f.examples[0] and "truncated" in f.examples[0]
+    # The default check reads every frame file's end marker: the unsampled one is found too.
+    assert f.count == 2 and files[0].name in f.examples[0] and "truncated" in f.examples[0]
+    assert any(files[55].name in e and "truncated" in e for e in f.examples)
+    assert "end markers read" in f.message
+    assert report.stats["media_markers_checked"] == 3 * 8 * 30 - 1  # all but the empty file
     full = only(check(copy, full_scan=True), "media.corrupt")
     assert full.count == 2 and any(files[55].name in e for e in full.examples)
 
@@ -366,3 +391,13 @@ def test_cli_json_and_exit_codes(copy: Path, tmp_path: Path, capsys) -> None:
     # A config error is a usage error: exit 2 with one line.
     assert cli_main(["check-data", "--config", str(copy / "config.yaml"), "data.nope=1"]) == 2
     assert "unknown key 'data.nope'" in capsys.readouterr().err
+
+
+def test_the_ok_line_says_what_the_default_check_read(clean: Path) -> None:
+    from avadet.doctor.report import format_report
+
+    last = format_report(check(clean)).splitlines()[-1]
+    assert last.startswith("OK: no errors") and "JPEG start and end markers read" in last
+    assert "--full-scan decodes all" in last
+    video = format_report(check(clean, "data.source=video")).splitlines()[-1]
+    assert "the other frames not decoded" in video

@@ -183,3 +183,47 @@ def test_detect_persons_writes_an_ava_box_csv(synthetic, tmp_path):
     assert (tmp_path / "cli.csv").read_text() == out.read_text()
     assert main(["detect-persons", "--config", str(synthetic / "config.yaml"), "--out",
                  str(tmp_path / "x.csv"), "--persons", "detectron2"]) == 2
+
+
+def test_top_boxes_keeps_the_best_scoring_in_order():
+    from avadet.persons import PersonBoxes, top_boxes
+
+    scores = np.array([0.5, 0.9, 0.1, 0.9, 0.7], np.float32)
+    boxes = np.arange(20, dtype=np.float32).reshape(5, 4)
+    kept, dropped = top_boxes(PersonBoxes(boxes, scores), limit=3)
+    assert dropped == 2 and kept.scores.tolist() == pytest.approx([0.9, 0.9, 0.7])
+    assert kept.boxes[:, 0].tolist() == [4, 12, 16]
+    same, none = top_boxes(PersonBoxes(boxes, scores), limit=5)
+    assert none == 0 and same.boxes is boxes
+
+
+def test_bad_detector_weights_give_the_whole_reason_in_one_line(tmp_path):
+    import os
+
+    from avadet.errors import CheckpointError
+    from avadet.persons.torchvision_backend import build_faster_rcnn
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    cases = {
+        "junk.pth": (b"garbage\n", "Unsupported operand"),
+        "evil.pth": (Evil(), "unsupported GLOBAL posix.system"),
+        "other.pth": ({"backbone.x": torch.zeros(2)}, "348 of the model's 348 tensors missing"),
+        "list.pth": ([1, 2], "holds a list, not a state dict"),
+    }
+    for name, (content, reason) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            torch.save(content, path)
+        with pytest.raises(CheckpointError) as info:
+            build_faster_rcnn(weights=None, weights_path=path, min_size=64, max_size=96)
+        message = str(info.value)
+        assert message.startswith(str(path)) and reason in message, message
+        assert "\n" not in message and "weights_only` set to `False`" not in message
+    other = str(pytest.raises(CheckpointError, build_faster_rcnn, weights=None,
+                              weights_path=tmp_path / "other.pth").value)
+    assert "1 unexpected (backbone.x)" in other
