@@ -1,14 +1,56 @@
-"""Atomic file output: a reader never sees a half-written file, a crash leaves the old one."""
+"""Atomic file output: a reader never sees a half-written file, a crash leaves the old one.
+
+Temporary files are created private (``mkstemp``: mode 0600), which would survive the rename;
+every finished file is given the mode a plain ``open()`` would have given it instead
+(:func:`publish_mode`), so colleagues sharing a results folder can read it when the umask
+says they may.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux's
+    ``/proc/self/status``): ``os.umask`` can only be read by setting it, which races with
+    other threads creating files."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(path: PathLike, *, directory: bool = False) -> int:
+    """The permission bits ``open(path, "w")`` (``mkdir`` with ``directory``) would leave:
+    those of the file it replaces if there is one, else 0666 (0777) less the umask."""
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode) == directory:
+            return stat.S_IMODE(st.st_mode)
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def publish_mode(tmp: PathLike, final: PathLike, *, fd: Optional[int] = None,
+                 directory: bool = False) -> None:
+    """Give the temporary ``tmp`` (open as ``fd``, if given) the mode ``final`` should have,
+    before it is renamed over ``final``."""
+    mode = default_mode(final, directory=directory)
+    if fd is not None and hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:
+        os.chmod(tmp, mode)
 
 
 @contextlib.contextmanager
@@ -17,7 +59,8 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
 
     The temporary file lives in the destination folder so that the final ``os.replace`` is a
     rename within one file system (atomic on POSIX and Windows). On an exception the temporary
-    file is removed and ``path`` is left untouched.
+    file is removed and ``path`` is left untouched. The file ends up with the mode a plain
+    ``open()`` would give it (:func:`default_mode`), not ``mkstemp``'s private 0600.
 
     Example::
 
@@ -34,6 +77,7 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
+            publish_mode(tmp, path, fd=handle.fileno())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
