@@ -39,6 +39,7 @@ from avadet.engine.distributed import (
     teardown,
 )
 from avadet.engine.metrics import MetricsLog, attach_log_file, detach
+from avadet.engine.runlock import RunFolderLocked, RunLock, lock_run_folder
 from avadet.engine.solver import action_loss_sum, set_train_mode
 from avadet.engine.state import (
     LossFn,
@@ -54,7 +55,7 @@ from avadet.errors import AvadetError
 from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
 
-__all__ = ["OutputDirInUse", "TrainResult", "TrainingDiverged", "run_loop", "train"]
+__all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged", "run_loop", "train"]
 
 # tqdm's monitor thread would be running when the DataLoader forks its workers; forking a
 # process with live threads can deadlock the child (CPython's after-fork hooks).
@@ -114,17 +115,35 @@ def train(
 
 def _train(cfg: Config, info: DistInfo, *, resume: bool, overwrite: bool, loss_fn: LossFn) -> TrainResult:
     out = Path(cfg.train.output_dir).expanduser()
+    lock = _lock_output_dir(out, info)
+    try:
+        _prepare_output_dir(out, resume=resume, overwrite=overwrite, info=info)
+        handlers = attach_log_file(out / "log.txt" if info.is_main else None, console=False)
+        metrics = MetricsLog(out, enabled=info.is_main)
+        try:
+            return _run(cfg, info, out, metrics, resume=resume, loss_fn=loss_fn)
+        finally:
+            metrics.close()
+            detach(handlers)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock_output_dir(out: Path, info: DistInfo) -> Optional[RunLock]:
+    """Rank 0 takes the folder's lock before anything is written (another live run there
+    would mix its files with ours); every process raises alike when it is held."""
+    lock, holder = None, None
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    barrier(info)
-    _prepare_output_dir(out, resume=resume, overwrite=overwrite, info=info)
-    handlers = attach_log_file(out / "log.txt" if info.is_main else None, console=False)
-    metrics = MetricsLog(out, enabled=info.is_main)
-    try:
-        return _run(cfg, info, out, metrics, resume=resume, loss_fn=loss_fn)
-    finally:
-        metrics.close()
-        detach(handlers)
+        try:
+            lock = lock_run_folder(out)
+        except RunFolderLocked as exc:
+            holder = exc.holder
+    holder = broadcast_object(holder, info)  # also the barrier: the folder exists
+    if holder is not None:
+        raise RunFolderLocked(out, holder)
+    return lock
 
 
 def _prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, info: DistInfo) -> None:
