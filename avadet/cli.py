@@ -2,16 +2,21 @@
 :mod:`avadet.commands` (one module each).
 
 Errors a user can act on (:class:`~avadet.errors.AvadetError`) are printed as one line
-without a traceback, exit status 2; an interrupt exits with 130.
+without a traceback, exit status 2, and so is a full disk (``ENOSPC``, ``EDQUOT``); an
+interrupt exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from typing import Optional, Sequence
 
 from avadet.commands import COMMANDS, command_module
+
+_NO_SPACE = {e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +59,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"avadet {name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A full disk or quota anywhere (a writer without its own message): the user's to fix,
+        # so one line naming where, not a traceback through whichever library wrote.
+        if exc.errno not in _NO_SPACE:
+            raise
+        where = os.path.dirname(os.path.abspath(exc.filename)) if isinstance(exc.filename, str) else None
+        place = f" writing into {where}" if where else ""
+        print(f"avadet {name}: error: {exc.strerror or os.strerror(exc.errno)}{place}; "
+              "free some space and run again", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

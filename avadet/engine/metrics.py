@@ -7,10 +7,12 @@ import csv
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from avadet.io import atomic_write
+from avadet.io.atomic import NO_SPACE_ERRNOS
 
 METRIC_FIELDS = ["kind", "epoch", "iteration", "loss", "lr", "samples_per_s", "map", "time_s"]
 
@@ -76,6 +78,17 @@ class MetricsLog:
             self._writer = None
 
 
+class _LogFile(logging.FileHandler):
+    """``log.txt``: on a full disk a line is dropped quietly (logging would print a traceback
+    per line); the run's next checkpoint or metrics row reports the full disk as one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return
+        super().handleError(record)
+
+
 def attach_log_file(path: Optional[Path], *, console: bool) -> list[logging.Handler]:
     """Send the ``avadet`` loggers' INFO messages to ``path`` (and to stderr with ``console``);
     returns the handlers for :func:`detach`."""
@@ -85,7 +98,7 @@ def attach_log_file(path: Optional[Path], *, console: bool) -> list[logging.Hand
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+        handlers.append(_LogFile(path, encoding="utf-8"))
     if console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:

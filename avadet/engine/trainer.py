@@ -54,6 +54,7 @@ from avadet.engine.step import train_step, training_loader
 from avadet.errors import AvadetError
 from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
+from avadet.io.atomic import DiskFull, disk_full, is_disk_full
 
 __all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged", "run_loop", "train"]
 
@@ -122,6 +123,10 @@ def _train(cfg: Config, info: DistInfo, *, resume: bool, overwrite: bool, loss_f
         metrics = MetricsLog(out, enabled=info.is_main)
         try:
             return _run(cfg, info, out, metrics, resume=resume, loss_fn=loss_fn)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise _out_of_space(exc, out) from None
         finally:
             metrics.close()
             detach(handlers)
@@ -144,6 +149,16 @@ def _lock_output_dir(out: Path, info: DistInfo) -> Optional[RunLock]:
     if holder is not None:
         raise RunFolderLocked(out, holder)
     return lock
+
+
+def _out_of_space(exc: OSError, out: Path) -> DiskFull:
+    """A full disk as one line: the folder, and what a rerun resumes from (a checkpoint is
+    renamed into place only once complete, so the newest one is whole)."""
+    folder = exc.folder if isinstance(exc, DiskFull) else (
+        Path(exc.filename).parent if isinstance(exc.filename, (str, Path)) else out)
+    last = latest_checkpoint(out)
+    resume = f"the run resumes from {last.name}" if last is not None else "the run starts over"
+    return disk_full(exc, folder, f"free some space and run the same command again ({resume})")
 
 
 def _prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, info: DistInfo) -> None:

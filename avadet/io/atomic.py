@@ -9,13 +9,44 @@ says they may.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Optional, Union
 
+from avadet.errors import AvadetError
+
 PathLike = Union[str, "os.PathLike[str]"]
+
+# The errnos of a full disk or an exhausted quota: the user's to fix, not a bug of ours.
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+class DiskFull(AvadetError, OSError):
+    """Writing into ``folder`` failed for lack of space (or quota). Still an ``OSError``
+    with the original errno, for callers that handle those."""
+
+    def __init__(self, folder: PathLike, strerror: str, code: int = errno.ENOSPC,
+                 hint: str = "free some space there and run again"):
+        super().__init__(code, strerror, str(folder))
+        self.folder = Path(folder)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.strerror} writing into {self.folder}; {self.hint}"
+
+
+def disk_full(exc: OSError, folder: PathLike, hint: Optional[str] = None) -> DiskFull:
+    """``exc`` (a full disk) as a :class:`DiskFull` naming ``folder``."""
+    strerror = exc.strerror or os.strerror(exc.errno or errno.ENOSPC)
+    code = exc.errno or errno.ENOSPC
+    return DiskFull(folder, strerror, code) if hint is None else DiskFull(folder, strerror, code, hint)
 
 
 def current_umask() -> int:
@@ -59,7 +90,8 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
 
     The temporary file lives in the destination folder so that the final ``os.replace`` is a
     rename within one file system (atomic on POSIX and Windows). On an exception the temporary
-    file is removed and ``path`` is left untouched. The file ends up with the mode a plain
+    file is removed and ``path`` is left untouched; a full disk is raised as
+    :class:`DiskFull` naming the folder. The file ends up with the mode a plain
     ``open()`` would give it (:func:`default_mode`), not ``mkstemp``'s private 0600.
 
     Example::
@@ -80,7 +112,9 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
             publish_mode(tmp, path, fd=handle.fileno())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(exc) and not isinstance(exc, DiskFull):
+            raise disk_full(exc, path.parent) from None  # type: ignore[arg-type]
         raise
