@@ -17,11 +17,17 @@ from avadet.io.atomic import NO_SPACE_ERRNOS
 METRIC_FIELDS = ["kind", "epoch", "iteration", "loss", "lr", "samples_per_s", "map", "time_s"]
 
 
-def _cell(value: Any) -> str:
+# Written at full resolution: 8 significant digits of a Unix time are whole 100 seconds.
+_EXACT_FIELDS = frozenset({"time_s"})
+
+
+def _cell(value: Any, exact: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.8g}"
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if exact else f"{value:.8g}"
     return str(value)
 
 
@@ -63,7 +69,7 @@ class MetricsLog:
             writer = csv.writer(handle)
             if new:
                 writer.writerow(METRIC_FIELDS)
-            writer.writerow([_cell(row.get(k)) for k in METRIC_FIELDS])
+            writer.writerow([_cell(row.get(k), k in _EXACT_FIELDS) for k in METRIC_FIELDS])
         if self._writer is not None:
             step = int(row["iteration"])
             for key in ("loss", "lr", "samples_per_s", "map"):

@@ -56,7 +56,8 @@ from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
 from avadet.io.atomic import DiskFull, disk_full, is_disk_full
 
-__all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged", "run_loop", "train"]
+__all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged",
+           "TrainingInterrupted", "run_loop", "train"]
 
 # tqdm's monitor thread would be running when the DataLoader forks its workers; forking a
 # process with live threads can deadlock the child (CPython's after-fork hooks).
@@ -78,6 +79,18 @@ class OutputDirInUse(AvadetError):
             "(resume=True, the default), choose another train.output_dir, or start over with "
             "resume=False and overwrite=True, which deletes them first"
         )
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """The run was interrupted; ``checkpoint`` (None: none yet) is what resuming
+    ``output_dir`` continues from. A ``KeyboardInterrupt``, so callers that stop on one still do."""
+
+    def __init__(self, output_dir: Path, checkpoint: Optional[Path]):
+        self.output_dir = output_dir
+        self.checkpoint = checkpoint
+        where = (f"resuming {output_dir} continues from {checkpoint.name}" if checkpoint
+                 else f"{output_dir} holds no checkpoint yet: a rerun starts over")
+        super().__init__(f"training interrupted; {where}")
 
 
 @dataclass
@@ -127,6 +140,10 @@ def _train(cfg: Config, info: DistInfo, *, resume: bool, overwrite: bool, loss_f
             if not is_disk_full(exc):
                 raise
             raise _out_of_space(exc, out) from None
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM, where the caller turns it into one): say what a rerun resumes
+            # from; files are consistent (every write is atomic or a whole appended row).
+            raise TrainingInterrupted(out, latest_checkpoint(out)) from None
         finally:
             metrics.close()
             detach(handlers)
