@@ -60,6 +60,14 @@ class MetricsLog:
             writer.writeheader()
             writer.writerows(kept)
 
+    def has_row(self, kind: str, iteration: int) -> bool:
+        """Whether a ``kind`` row of ``iteration`` was written (False when disabled)."""
+        if not self.enabled or not self.path.is_file():
+            return False
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return any(r.get("kind") == kind and r.get("iteration") == str(iteration)
+                       for r in csv.DictReader(handle))
+
     def write(self, **row: Any) -> None:
         if not self.enabled:
             return

@@ -29,7 +29,8 @@ from torch import nn
 from tqdm import tqdm
 
 from avadet.config import Config, config_to_dict, dump_config
-from avadet.engine.actions import Action, build_actions
+from avadet.engine.actions import Action, Evaluate, build_actions, evaluation_period, every
+from avadet.engine.build import dataset_files
 from avadet.engine.checkpoint import FINAL_NAME, checkpoint_dir, latest_checkpoint
 from avadet.engine.distributed import (
     DistInfo,
@@ -216,7 +217,12 @@ def _run(
         # Identical initial weights on every process (seeded in build_state); from here on
         # each process has its own stream (dropout masks differ between processes).
         seed_everything(state.seed + info.rank)
-    if state.finished:
+    # An evaluation cut short by an interruption comes after its checkpoint, so the resumed
+    # run starts past it and would never redo it: metrics.csv would lack that eval row (and a
+    # finished run its final mAP). Rank 0 sees the rows; every process evaluates.
+    redo_eval = broadcast_object(
+        found is not None and info.is_main and _eval_cut_short(cfg, state, metrics), info)
+    if state.finished and not redo_eval:
         return _already_trained(state, out, metrics)
     _start(state, cfg, out, metrics)
     if info.distributed:
@@ -227,8 +233,23 @@ def _run(
     with tqdm(total=state.total_iters, initial=state.iteration, desc="train", unit="it",
               dynamic_ncols=True, disable=not info.is_main) as bar:
         actions = build_actions(cfg, state, output_dir=out, metrics=metrics, bar=bar)
+        if redo_eval:
+            for action in actions:
+                if isinstance(action, Evaluate):
+                    logger.info("redoing the evaluation at iteration %d (it was interrupted)",
+                                state.iteration)
+                    action.run(state)
         run_loop(state, actions)
     return _finish(state, out, metrics)
+
+
+def _eval_cut_short(cfg: Config, state: TrainState, metrics: MetricsLog) -> bool:
+    """Whether ``state.iteration`` (just resumed) was due an evaluation that left no row."""
+    period = evaluation_period(cfg.train.eval_every_epochs, state.iters_per_epoch)
+    due = cfg.train.eval_every_epochs > 0 and (state.finished or every(period, state.iteration))
+    if not due or state.iteration == 0 or metrics.has_row("eval", state.iteration):
+        return False
+    return dataset_files(cfg.data).existing("val_annotations") is not None  # else never evaluates
 
 
 def run_loop(state: TrainState, actions: Sequence[Action], *, step: StepFn = train_step) -> None:

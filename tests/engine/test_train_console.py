@@ -94,3 +94,34 @@ def test_sigterm_stops_a_real_run_with_the_resume_command(tiny_root, tmp_path):
     assert last[0].startswith(f"avadet train: training interrupted; resuming {out} continues "
                               "from checkpoint_iter_")
     assert last[0].endswith("; resume with: avadet train " + shlex.join(argv))
+
+
+def test_an_evaluation_cut_short_is_redone_on_resume(tiny_root, tmp_path, capsys, monkeypatch):
+    from avadet.engine import actions as actions_module
+
+    out = tmp_path / "run"
+    args = ["train", "--config", str(tiny_root / "config.yaml"), f"train.output_dir={out}",
+            "solver.max_iters=4"]
+    real_run = actions_module.Evaluate.run
+
+    def cut_at_4(self, state):
+        if state.iteration == 4:  # the final evaluation, after the final checkpoint
+            raise KeyboardInterrupt
+        real_run(self, state)
+
+    monkeypatch.setattr(actions_module.Evaluate, "run", cut_at_4)
+    assert main(args) == 130
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [(r["kind"], r["iteration"]) for r in rows][-1] == ("train", "4")  # no eval row yet
+    monkeypatch.undo()
+    capsys.readouterr()
+
+    assert main(args) == 0  # resumes at 4 (finished), evaluates, then writes model_final.pt
+    printed = capsys.readouterr().out
+    assert "avadet train: eval at iteration 4" in printed and "frame-mAP" in printed
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [(r["kind"], r["iteration"]) for r in rows] == [  # train rows: every 10 and the end
+        ("eval", "2"), ("train", "4"), ("eval", "4")]
+    assert (out / "checkpoints" / "model_final.pt").is_file()
+    assert main(args) == 0  # and a third run has nothing left to do
+    assert "already trained" in capsys.readouterr().out
