@@ -11,11 +11,13 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
 import threading
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 from avadet.commands._common import add_config_arguments
 
@@ -40,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.overwrite and args.resume:
         print("avadet train: --overwrite only applies with --no-resume", file=sys.stderr)
         return 2
+    missing = _synthetic_data_missing(args.config, api.load_config(args.config, args.overrides))
+    if missing:
+        raise AvadetError(missing)
     try:
         with _evaluations_on_console(api.EVAL_LOGGER), _sigterm_interrupts():
             result = api.train(args.config, args.overrides, resume=args.resume,
@@ -56,6 +61,38 @@ def run(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"avadet train: {note}")
     return 0
+
+
+_PRESET_LINE = re.compile(r"#\s*Synthetic AVA, preset '(\w+)'")
+
+
+def _synthetic_data_missing(config_path: str, cfg: Any) -> Optional[str]:
+    """For a synthetic config whose train annotations do not exist yet: the error that says
+    how to make them (``avadet make-synthetic``); None otherwise (other configs' missing
+    files are reported by the data layer)."""
+    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
+    train = Path(cfg.data.train_annotations).expanduser()
+    if root is not None and not train.is_absolute():
+        train = root / train
+    if train.is_file():
+        return None
+    try:
+        head = Path(config_path).read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        head = ""
+    match = _PRESET_LINE.search(head)
+    in_synthetic = (Path(config_path).resolve().parent.name == "synthetic"
+                    or (root is not None and "synthetic" in root.name))
+    if match is None and not in_synthetic:
+        return None
+    preset = match.group(1) if match else None
+    if preset is None and root is not None:
+        named = re.fullmatch(r"synthetic_(\w+)", root.name)
+        preset = named.group(1) if named else None
+    out = str(root) if root is not None else "OUT"
+    make = shlex.join(["avadet", "make-synthetic", out, *(["--preset", preset] if preset else [])])
+    return (f"data.train_annotations: no such file {train}; this synthetic config's data is "
+            f"not made yet: run '{make}' first (it also writes {out}/config.yaml)")
 
 
 def resume_command(args: argparse.Namespace) -> str:
