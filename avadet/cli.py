@@ -19,6 +19,18 @@ from avadet.commands import COMMANDS, command_module
 _NO_SPACE = {e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e}
 
 
+def _disk_full_cause(exc: BaseException) -> Optional[OSError]:
+    """The full-disk ``OSError`` in ``exc``'s chain (itself, its cause or context), or None."""
+    seen: set[int] = set()
+    link: Optional[BaseException] = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and link.errno in _NO_SPACE:
+            return link
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: ``--help`` lists every command with its one-line help."""
     from avadet import __version__
@@ -59,14 +71,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"avadet {name}: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:
+    except Exception as exc:
         # A full disk or quota anywhere (a writer without its own message): the user's to fix,
-        # so one line naming where, not a traceback through whichever library wrote.
-        if exc.errno not in _NO_SPACE:
+        # so one line naming where, not a traceback through whichever library wrote. It may
+        # hide behind the writer's own failure on its way out (an exception's context).
+        full = _disk_full_cause(exc)
+        if full is None:
             raise
-        where = os.path.dirname(os.path.abspath(exc.filename)) if isinstance(exc.filename, str) else None
+        where = os.path.dirname(os.path.abspath(full.filename)) if isinstance(full.filename, str) else None
         place = f" writing into {where}" if where else ""
-        print(f"avadet {name}: error: {exc.strerror or os.strerror(exc.errno)}{place}; "
+        print(f"avadet {name}: error: {full.strerror or os.strerror(full.errno)}{place}; "
               "free some space and run again", file=sys.stderr)
         return 2
 

@@ -81,6 +81,9 @@ def lock_run_folder(output_dir: Path) -> RunLock:
         raise
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     line = f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n"
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, line.encode("utf-8"), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, line.encode("utf-8"), 0)
+    except OSError:  # e.g. a full disk: the lock holds without its text; the run reports it
+        pass
     return RunLock(path, fd)

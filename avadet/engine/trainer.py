@@ -55,7 +55,7 @@ from avadet.engine.step import train_step, training_loader
 from avadet.errors import AvadetError
 from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
-from avadet.io.atomic import DiskFull, disk_full, is_disk_full
+from avadet.io.atomic import DiskFull, disk_full, disk_full_cause
 
 __all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged",
            "TrainingInterrupted", "run_loop", "train"]
@@ -137,10 +137,11 @@ def _train(cfg: Config, info: DistInfo, *, resume: bool, overwrite: bool, loss_f
         metrics = MetricsLog(out, enabled=info.is_main)
         try:
             return _run(cfg, info, out, metrics, resume=resume, loss_fn=loss_fn)
-        except OSError as exc:
-            if not is_disk_full(exc):
+        except Exception as exc:
+            cause = disk_full_cause(exc)
+            if cause is None:
                 raise
-            raise _out_of_space(exc, out) from None
+            raise _out_of_space(cause, out) from None
         except KeyboardInterrupt:
             # Ctrl-C (or SIGTERM, where the caller turns it into one): say what a rerun resumes
             # from; files are consistent (every write is atomic or a whole appended row).

@@ -24,8 +24,21 @@ PathLike = Union[str, "os.PathLike[str]"]
 NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e)
 
 
+def disk_full_cause(exc: Optional[BaseException]) -> Optional[OSError]:
+    """The full-disk ``OSError`` that ``exc`` is or was raised while handling, if any: a
+    writer's clean-up often fails in turn and hides it (``torch.save``'s zip writer raises a
+    ``RuntimeError`` "unexpected pos" on its way out of an ``ENOSPC``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+    return disk_full_cause(exc) is not None
 
 
 class DiskFull(AvadetError, OSError):
@@ -115,6 +128,7 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> It
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if is_disk_full(exc) and not isinstance(exc, DiskFull):
-            raise disk_full(exc, path.parent) from None  # type: ignore[arg-type]
+        cause = disk_full_cause(exc)
+        if cause is not None and not isinstance(exc, DiskFull):
+            raise disk_full(cause, path.parent) from None
         raise

@@ -23,13 +23,27 @@ def test_disk_full_during_a_checkpoint_save(tiny_root, tmp_path, capsys, monkeyp
     real_save = torch.save
     saves = []
 
+    class FillingFile:
+        """The checkpoint's file on a disk that is full after ``room`` bytes."""
+
+        def __init__(self, f, room):
+            self.f, self.room = f, room
+
+        def write(self, data):
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
     def filling_save(obj, f, *args, **kwargs):
-        # The first checkpoint fits; the second fills the disk half-way through its bytes.
+        # The first checkpoint fits; the second fills the disk part-way through its bytes, and
+        # torch's zip writer then fails in turn on its way out (a RuntimeError whose context
+        # is the ENOSPC), as on a real full file system.
         saves.append(obj["iteration"])
-        if len(saves) == 1:
-            return real_save(obj, f, *args, **kwargs)
-        f.write(b"PK\x03\x04" + b"\0" * 4096)
-        raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f if len(saves) == 1 else FillingFile(f, 1 << 20), *args, **kwargs)
 
     monkeypatch.setattr(checkpoint_module.torch, "save", filling_save)
     code = main(["train", "--config", str(tiny_root / "config.yaml"), f"train.output_dir={out}",
