@@ -157,16 +157,23 @@ def _train(cfg: Config, info: DistInfo, *, resume: bool, overwrite: bool, loss_f
 def _lock_output_dir(out: Path, info: DistInfo) -> Optional[RunLock]:
     """Rank 0 takes the folder's lock before anything is written (another live run there
     would mix its files with ours); every process raises alike when it is held."""
-    lock, holder = None, None
+    lock, holder, unusable = None, None, None
     if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
         try:
+            out.mkdir(parents=True, exist_ok=True)
             lock = lock_run_folder(out)
         except RunFolderLocked as exc:
             holder = exc.holder
-    holder = broadcast_object(holder, info)  # also the barrier: the folder exists
+        except OSError as exc:  # a file in the way, no such parent, a read-only file system
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+            reason = "it is a file, not a folder" if out.is_file() else f"{exc.strerror}{where}"
+            unusable = f"train.output_dir {out} cannot hold the run: {reason}"
+    # Also the barrier: the folder exists before any process goes on.
+    holder, unusable = broadcast_object((holder, unusable), info)
     if holder is not None:
         raise RunFolderLocked(out, holder)
+    if unusable is not None:
+        raise AvadetError(unusable)
     return lock
 
 

@@ -85,3 +85,22 @@ def test_the_lock_is_released_when_training_ends(tiny_root, tmp_path):
                                       "train.eval_every_epochs=0"])
     assert time.monotonic() - started < 600
     lock_run_folder(out).release()  # free again
+
+
+def test_an_output_dir_that_cannot_be_a_folder_is_one_line(tiny_root, tmp_path, capsys):
+    from avadet.cli import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    (tmp_path / "locked_dir" / LOCK_NAME).mkdir(parents=True)
+    cases = {
+        a_file: "it is a file, not a folder",
+        a_file / "sub": "Not a directory",
+        tmp_path / "locked_dir": f"Is a directory ({tmp_path / 'locked_dir' / LOCK_NAME})",
+    }
+    for out, reason in cases.items():
+        code = main(["train", "--config", str(tiny_root / "config.yaml"),
+                     f"train.output_dir={out}"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert err == [f"avadet train: error: train.output_dir {out} cannot hold the run: {reason}"]
