@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     except TrainingInterrupted as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one hint, not one per process
-            print(f"avadet train: {exc}; resume with: {resume_command(args)}", file=sys.stderr)
+            again = "resume with" if exc.checkpoint is not None else "start it again with"
+            print(f"avadet train: {exc}; {again}: {resume_command(args)}", file=sys.stderr)
         return 130
     for note in result.notes:
         print(f"avadet train: {note}")
