@@ -2,16 +2,33 @@
 :mod:`avadet.commands` (one module each).
 
 Errors a user can act on (:class:`~avadet.errors.AvadetError`) are printed as one line
-without a traceback, exit status 2; an interrupt exits with 130.
+without a traceback, exit status 2, and so is a full disk (``ENOSPC``, ``EDQUOT``); an
+interrupt exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from typing import Optional, Sequence
 
 from avadet.commands import COMMANDS, command_module
+
+_NO_SPACE = {e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e}
+
+
+def _disk_full_cause(exc: BaseException) -> Optional[OSError]:
+    """The full-disk ``OSError`` in ``exc``'s chain (itself, its cause or context), or None."""
+    seen: set[int] = set()
+    link: Optional[BaseException] = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and link.errno in _NO_SPACE:
+            return link
+        link = link.__cause__ or link.__context__
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +71,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"avadet {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A full disk or quota anywhere (a writer without its own message): the user's to fix,
+        # so one line naming where, not a traceback through whichever library wrote. It may
+        # hide behind the writer's own failure on its way out (an exception's context).
+        full = _disk_full_cause(exc)
+        if full is None:
+            raise
+        where = os.path.dirname(os.path.abspath(full.filename)) if isinstance(full.filename, str) else None
+        place = f" writing into {where}" if where else ""
+        print(f"avadet {name}: error: {full.strerror or os.strerror(full.errno)}{place}; "
+              "free some space and run again", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

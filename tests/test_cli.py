@@ -1,6 +1,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,61 @@ def test_unknown_command_is_a_usage_error(capsys):
     except SystemExit as exc:  # argparse reports the invalid choice
         code = exc.code
     assert code == 2
+
+
+def _imported_modules(argv):
+    """Run ``python -X importtime -m avadet ARGV`` (the real entry point); its exit status and
+    the names of every module it imported (importtime's stderr lines)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "avadet", *argv],
+                          capture_output=True, text=True, timeout=120)
+    names = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", proc.stderr, re.MULTILINE))
+    assert "avadet.cli" in names  # importtime really reported
+    return proc.returncode, names
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"]]
+                         + [[name, "--help"] for name in EXPECTED_COMMANDS]
+                         + [[name, "--no-such-option"] for name in EXPECTED_COMMANDS])
+def test_help_and_argument_errors_never_import_torch(argv):
+    # torch takes seconds (tens on a cold disk) to import: help and usage errors must not wait.
+    code, names = _imported_modules(argv)
+    assert code == (2 if "--no-such-option" in argv else 0)
+    assert not {n for n in names if n == "torch" or n.startswith("torch.")}, argv
+
+
+def test_train_before_the_synthetic_data_exists_says_how_to_make_it(tmp_path, monkeypatch,
+                                                                    capsys):
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)  # the config's data.root, data/synthetic_tiny, is not here
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(repo / "configs" / "synthetic" / "tiny.yaml"),
+                 f"train.output_dir={out}"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "avadet train: error: data.train_annotations: no such file "
+        "data/synthetic_tiny/annotations/ava_train_v2.2.csv; this synthetic config's data is not "
+        "made yet: run 'avadet make-synthetic data/synthetic_tiny --preset tiny' first (it also "
+        "writes data/synthetic_tiny/config.yaml)"
+    ]
+    assert not out.exists()  # refused before the run's folder is made
+
+    # Without the header: a config in a 'synthetic' folder, the preset from data.root's name.
+    folder = tmp_path / "configs" / "synthetic"
+    folder.mkdir(parents=True)
+    text = (repo / "configs" / "synthetic" / "cpu.yaml").read_text()
+    (folder / "mine.yaml").write_text("\n".join(line for line in text.splitlines()
+                                                if not line.startswith("#")))
+    assert main(["train", "--config", str(folder / "mine.yaml"), f"train.output_dir={out}",
+                 "data.root=elsewhere/synthetic_gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "run 'avadet make-synthetic elsewhere/synthetic_gpu --preset gpu' first" in err
+
+
+def test_train_with_missing_real_data_gets_no_synthetic_hint(tmp_path, capsys):
+    repo = Path(__file__).resolve().parents[1]
+    config = sorted((repo / "configs" / "ava").glob("*.yaml"))[0]
+    code = main(["train", "--config", str(config), f"data.root={tmp_path / 'ava'}",
+                 f"train.output_dir={tmp_path / 'run'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "make-synthetic" not in err and len(err.strip().splitlines()) == 1

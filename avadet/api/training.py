@@ -6,14 +6,22 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from avadet.api._config import ConfigLike, as_config
-from avadet.engine import OutputDirInUse, TestResult, TrainResult
+from avadet.engine import (
+    EVAL_LOGGER,
+    OutputDirInUse,
+    RunFolderLocked,
+    TestResult,
+    TrainingInterrupted,
+    TrainResult,
+)
 from avadet.engine import test as engine_test
 from avadet.engine import train as engine_train
 from avadet.errors import ConfigError
 
 PathLike = Union[str, Path]
 
-__all__ = ["OutputDirInUse", "TestResult", "TrainResult", "test", "train"]
+__all__ = ["EVAL_LOGGER", "OutputDirInUse", "RunFolderLocked", "TestResult", "TrainResult",
+           "TrainingInterrupted", "test", "train"]
 
 
 def train(config: ConfigLike, overrides: Sequence[str] = (), *, resume: bool = True,

@@ -12,6 +12,7 @@ models and evaluation together. The top layer: nothing below imports it.
   :mod:`avadet.engine.distributed`; optimiser, schedule, loss, BN: :mod:`avadet.engine.solver`.
 """
 
+from avadet.engine.actions import EVAL_LOGGER
 from avadet.engine.build import (
     SplitTables,
     build_dataset,
@@ -33,10 +34,19 @@ from avadet.engine.inference import (
     test,
     write_predictions,
 )
-from avadet.engine.trainer import OutputDirInUse, TrainingDiverged, TrainResult, train
+from avadet.engine.trainer import (
+    OutputDirInUse,
+    RunFolderLocked,
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainResult,
+    train,
+)
 
 __all__ = [
+    "EVAL_LOGGER",
     "OutputDirInUse",
+    "RunFolderLocked",
     "SplitTables",
     "build_dataset",
     "class_ids_of",
@@ -45,6 +55,7 @@ __all__ = [
     "TestResult",
     "TrainResult",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "evaluate_predictions",
     "latest_checkpoint",
     "load_trained_model",

@@ -52,6 +52,10 @@ from avadet.evaluation import EvalResult
 
 # One source name for the whole run's lines in log.txt, whichever module writes them.
 logger = logging.getLogger("avadet.engine.trainer")
+# The evaluations' results, under their own name so that a command can show just these on the
+# console (``avadet train`` does) while log.txt gets them with everything else.
+EVAL_LOGGER = "avadet.engine.trainer.evaluation"
+eval_logger = logging.getLogger(EVAL_LOGGER)
 
 
 class Action(Protocol):
@@ -236,7 +240,8 @@ class Evaluate:
             if old_file.name != name:
                 old_file.unlink(missing_ok=True)
         result = evaluate_predictions(predictions, self.setup)
-        logger.info("eval at iteration %d: frame-mAP %.4f", state.iteration, result.map)
+        eval_logger.info("eval at iteration %d (epoch %.2f): frame-mAP %.4f", state.iteration,
+                         state.epoch, result.map)
         self.metrics.write(kind="eval", epoch=state.epoch, iteration=state.iteration,
                            lr=state.lr, map=float(result.map), time_s=time.time())
         return result

@@ -37,6 +37,7 @@ from torch import nn
 
 from avadet.config import Config, config_from_dict, config_to_dict
 from avadet.errors import AvadetError, CheckpointError
+from avadet.io.atomic import publish_mode
 
 PathLike = Union[str, Path]
 FORMAT_VERSION = 1
@@ -90,6 +91,7 @@ def save_checkpoint(
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
+            publish_mode(tmp, path, fd=f.fileno())  # not mkstemp's private 0600
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

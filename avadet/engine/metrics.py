@@ -7,19 +7,27 @@ import csv
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from avadet.io import atomic_write
+from avadet.io.atomic import NO_SPACE_ERRNOS
 
 METRIC_FIELDS = ["kind", "epoch", "iteration", "loss", "lr", "samples_per_s", "map", "time_s"]
 
 
-def _cell(value: Any) -> str:
+# Written at full resolution: 8 significant digits of a Unix time are whole 100 seconds.
+_EXACT_FIELDS = frozenset({"time_s"})
+
+
+def _cell(value: Any, exact: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.8g}"
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if exact else f"{value:.8g}"
     return str(value)
 
 
@@ -52,6 +60,14 @@ class MetricsLog:
             writer.writeheader()
             writer.writerows(kept)
 
+    def has_row(self, kind: str, iteration: int) -> bool:
+        """Whether a ``kind`` row of ``iteration`` was written (False when disabled)."""
+        if not self.enabled or not self.path.is_file():
+            return False
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return any(r.get("kind") == kind and r.get("iteration") == str(iteration)
+                       for r in csv.DictReader(handle))
+
     def write(self, **row: Any) -> None:
         if not self.enabled:
             return
@@ -61,7 +77,7 @@ class MetricsLog:
             writer = csv.writer(handle)
             if new:
                 writer.writerow(METRIC_FIELDS)
-            writer.writerow([_cell(row.get(k)) for k in METRIC_FIELDS])
+            writer.writerow([_cell(row.get(k), k in _EXACT_FIELDS) for k in METRIC_FIELDS])
         if self._writer is not None:
             step = int(row["iteration"])
             for key in ("loss", "lr", "samples_per_s", "map"):
@@ -76,6 +92,17 @@ class MetricsLog:
             self._writer = None
 
 
+class _LogFile(logging.FileHandler):
+    """``log.txt``: on a full disk a line is dropped quietly (logging would print a traceback
+    per line); the run's next checkpoint or metrics row reports the full disk as one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return
+        super().handleError(record)
+
+
 def attach_log_file(path: Optional[Path], *, console: bool) -> list[logging.Handler]:
     """Send the ``avadet`` loggers' INFO messages to ``path`` (and to stderr with ``console``);
     returns the handlers for :func:`detach`."""
@@ -85,7 +112,7 @@ def attach_log_file(path: Optional[Path], *, console: bool) -> list[logging.Hand
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+        handlers.append(_LogFile(path, encoding="utf-8"))
     if console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:

@@ -29,7 +29,8 @@ from torch import nn
 from tqdm import tqdm
 
 from avadet.config import Config, config_to_dict, dump_config
-from avadet.engine.actions import Action, build_actions
+from avadet.engine.actions import Action, Evaluate, build_actions, evaluation_period, every
+from avadet.engine.build import dataset_files
 from avadet.engine.checkpoint import FINAL_NAME, checkpoint_dir, latest_checkpoint
 from avadet.engine.distributed import (
     DistInfo,
@@ -39,6 +40,7 @@ from avadet.engine.distributed import (
     teardown,
 )
 from avadet.engine.metrics import MetricsLog, attach_log_file, detach
+from avadet.engine.runlock import RunFolderLocked, RunLock, lock_run_folder
 from avadet.engine.solver import action_loss_sum, set_train_mode
 from avadet.engine.state import (
     LossFn,
@@ -53,8 +55,10 @@ from avadet.engine.step import train_step, training_loader
 from avadet.errors import AvadetError
 from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
+from avadet.io.atomic import DiskFull, disk_full, disk_full_cause
 
-__all__ = ["OutputDirInUse", "TrainResult", "TrainingDiverged", "run_loop", "train"]
+__all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged",
+           "TrainingInterrupted", "run_loop", "train"]
 
 # tqdm's monitor thread would be running when the DataLoader forks its workers; forking a
 # process with live threads can deadlock the child (CPython's after-fork hooks).
@@ -76,6 +80,18 @@ class OutputDirInUse(AvadetError):
             "(resume=True, the default), choose another train.output_dir, or start over with "
             "resume=False and overwrite=True, which deletes them first"
         )
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """The run was interrupted; ``checkpoint`` (None: none yet) is what resuming
+    ``output_dir`` continues from. A ``KeyboardInterrupt``, so callers that stop on one still do."""
+
+    def __init__(self, output_dir: Path, checkpoint: Optional[Path]):
+        self.output_dir = output_dir
+        self.checkpoint = checkpoint
+        where = (f"resuming {output_dir} continues from {checkpoint.name}" if checkpoint
+                 else f"{output_dir} holds no checkpoint yet: a rerun starts over")
+        super().__init__(f"training interrupted; {where}")
 
 
 @dataclass
@@ -114,17 +130,61 @@ def train(
 
 def _train(cfg: Config, info: DistInfo, *, resume: bool, overwrite: bool, loss_fn: LossFn) -> TrainResult:
     out = Path(cfg.train.output_dir).expanduser()
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    barrier(info)
-    _prepare_output_dir(out, resume=resume, overwrite=overwrite, info=info)
-    handlers = attach_log_file(out / "log.txt" if info.is_main else None, console=False)
-    metrics = MetricsLog(out, enabled=info.is_main)
+    lock = _lock_output_dir(out, info)
     try:
-        return _run(cfg, info, out, metrics, resume=resume, loss_fn=loss_fn)
+        _prepare_output_dir(out, resume=resume, overwrite=overwrite, info=info)
+        handlers = attach_log_file(out / "log.txt" if info.is_main else None, console=False)
+        metrics = MetricsLog(out, enabled=info.is_main)
+        try:
+            return _run(cfg, info, out, metrics, resume=resume, loss_fn=loss_fn)
+        except Exception as exc:
+            cause = disk_full_cause(exc)
+            if cause is None:
+                raise
+            raise _out_of_space(cause, out) from None
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM, where the caller turns it into one): say what a rerun resumes
+            # from; files are consistent (every write is atomic or a whole appended row).
+            raise TrainingInterrupted(out, latest_checkpoint(out)) from None
+        finally:
+            metrics.close()
+            detach(handlers)
     finally:
-        metrics.close()
-        detach(handlers)
+        if lock is not None:
+            lock.release()
+
+
+def _lock_output_dir(out: Path, info: DistInfo) -> Optional[RunLock]:
+    """Rank 0 takes the folder's lock before anything is written (another live run there
+    would mix its files with ours); every process raises alike when it is held."""
+    lock, holder, unusable = None, None, None
+    if info.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            lock = lock_run_folder(out)
+        except RunFolderLocked as exc:
+            holder = exc.holder
+        except OSError as exc:  # a file in the way, no such parent, a read-only file system
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+            reason = "it is a file, not a folder" if out.is_file() else f"{exc.strerror}{where}"
+            unusable = f"train.output_dir {out} cannot hold the run: {reason}"
+    # Also the barrier: the folder exists before any process goes on.
+    holder, unusable = broadcast_object((holder, unusable), info)
+    if holder is not None:
+        raise RunFolderLocked(out, holder)
+    if unusable is not None:
+        raise AvadetError(unusable)
+    return lock
+
+
+def _out_of_space(exc: OSError, out: Path) -> DiskFull:
+    """A full disk as one line: the folder, and what a rerun resumes from (a checkpoint is
+    renamed into place only once complete, so the newest one is whole)."""
+    folder = exc.folder if isinstance(exc, DiskFull) else (
+        Path(exc.filename).parent if isinstance(exc.filename, (str, Path)) else out)
+    last = latest_checkpoint(out)
+    resume = f"the run resumes from {last.name}" if last is not None else "the run starts over"
+    return disk_full(exc, folder, f"free some space and run the same command again ({resume})")
 
 
 def _prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, info: DistInfo) -> None:
@@ -165,7 +225,12 @@ def _run(
         # Identical initial weights on every process (seeded in build_state); from here on
         # each process has its own stream (dropout masks differ between processes).
         seed_everything(state.seed + info.rank)
-    if state.finished:
+    # An evaluation cut short by an interruption comes after its checkpoint, so the resumed
+    # run starts past it and would never redo it: metrics.csv would lack that eval row (and a
+    # finished run its final mAP). Rank 0 sees the rows; every process evaluates.
+    redo_eval = broadcast_object(
+        found is not None and info.is_main and _eval_cut_short(cfg, state, metrics), info)
+    if state.finished and not redo_eval:
         return _already_trained(state, out, metrics)
     _start(state, cfg, out, metrics)
     if info.distributed:
@@ -176,8 +241,23 @@ def _run(
     with tqdm(total=state.total_iters, initial=state.iteration, desc="train", unit="it",
               dynamic_ncols=True, disable=not info.is_main) as bar:
         actions = build_actions(cfg, state, output_dir=out, metrics=metrics, bar=bar)
+        if redo_eval:
+            for action in actions:
+                if isinstance(action, Evaluate):
+                    logger.info("redoing the evaluation at iteration %d (it was interrupted)",
+                                state.iteration)
+                    action.run(state)
         run_loop(state, actions)
     return _finish(state, out, metrics)
+
+
+def _eval_cut_short(cfg: Config, state: TrainState, metrics: MetricsLog) -> bool:
+    """Whether ``state.iteration`` (just resumed) was due an evaluation that left no row."""
+    period = evaluation_period(cfg.train.eval_every_epochs, state.iters_per_epoch)
+    due = cfg.train.eval_every_epochs > 0 and (state.finished or every(period, state.iteration))
+    if not due or state.iteration == 0 or metrics.has_row("eval", state.iteration):
+        return False
+    return dataset_files(cfg.data).existing("val_annotations") is not None  # else never evaluates
 
 
 def run_loop(state: TrainState, actions: Sequence[Action], *, step: StepFn = train_step) -> None:

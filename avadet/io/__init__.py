@@ -1,7 +1,7 @@
 """AVA file formats: readers that validate and name the file and line of a bad row, and
 atomic writers. Everything here works on whole tables (pandas/numpy), never row by row."""
 
-from avadet.io.atomic import atomic_write
+from avadet.io.atomic import DiskFull, atomic_write
 from avadet.io.ava_csv import (
     BOX_COLUMNS,
     FRAME_LIST_COLUMNS,
@@ -18,6 +18,7 @@ from avadet.io.labelmap import LabelMap, ava_labelmap, read_labelmap, write_labe
 
 __all__ = [
     "BOX_COLUMNS",
+    "DiskFull",
     "FRAME_LIST_COLUMNS",
     "KEY_COLUMNS",
     "LabelMap",

@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from avadet.errors import FormatError
+from avadet.io.atomic import publish_mode
 
 PathLike = Union[str, Path]
 
@@ -111,6 +112,7 @@ class VideoWriter:
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
+        publish_mode(self._tmp, self.path)  # not mkstemp's private 0600
         os.replace(self._tmp, self.path)
         self._closed = True
         return self.path

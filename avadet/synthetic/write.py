@@ -29,6 +29,7 @@ from avadet.boxes import ANNOTATION_COLUMNS, BOX_COLUMNS, KEY_COLUMNS, NO_ACTION
 from avadet.config import load_config
 from avadet.errors import AvadetError
 from avadet.io import atomic_write, write_ava_csv
+from avadet.io.atomic import publish_mode
 from avadet.prep.frame_lists import write_frame_list
 from avadet.prep.media import open_video_writer
 from avadet.synthetic.plan import VideoPlan, keyframe_index, keyframe_timestamps, plan_dataset
@@ -391,6 +392,7 @@ def make_synthetic(out_dir: PathLike, *, preset: str = "tiny", seed: int = 0,
         _write_dataset(tmp, out_dir, spec, seed, plans, meta, workers)
         if out_dir.exists():
             shutil.rmtree(out_dir) if any(out_dir.iterdir()) else out_dir.rmdir()
+        publish_mode(tmp, out_dir, directory=True)  # not mkdtemp's private 0700
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
