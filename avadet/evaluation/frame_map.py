@@ -23,8 +23,8 @@ in order):
 Ties. The official code sorts with ``np.argsort`` (not stable) and a heap, so equal scores
 have no defined order. avadet fixes one: detections of equal score are taken in file order
 (first row first), both for matching within a keyframe and for the AP ranking of a class; gt
-boxes of equal IoU are taken in the official gt order (descending 8th column, then file
-order). See docs/evaluation.md.
+boxes of equal IoU are taken in the official gt order (descending 8th column, a missing one
+read as 1.0, then file order). See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -338,8 +338,8 @@ def _true_positives(
     d_first = by_score if proto.match_by_score else np.arange(len(p.score))
     d_order = stable_order([p.cls, p.key - (p.key.min() if len(p.key) else 0)], d_first)
     if proto.gt_by_person_id and "person_id" in gt.columns:
-        g_pid = gt["person_id"].to_numpy(np.float64)[g.rows]
-        g_order = np.lexsort((g.rows, -g_pid, g_group))
+        g_order = np.lexsort((g.rows, -official_gt_score(gt["person_id"].to_numpy()[g.rows]),
+                              g_group))
     else:
         g_order = np.lexsort((g.rows, g_group))
     tp_sorted = match_detections(
@@ -348,6 +348,18 @@ def _true_positives(
     tp = np.empty(len(p.rows), dtype=bool)
     tp[d_order] = tp_sorted
     return tp
+
+
+def official_gt_score(person_id: np.ndarray) -> np.ndarray:
+    """The gt's 8th column as the official reader sorts it: ``(N,)`` float64, descending.
+
+    The official code reads column 8 of every row as a score, 1.0 when the row has only 7
+    columns. The readers write a missing person id as -1, so -1 sorts as 1.0 (between
+    person 0 and person 2), not last; an explicit -1 in column 8 is the reader's "no person
+    id" too (AVA person ids are >= 0).
+    """
+    score = np.asarray(person_id, dtype=np.float64)
+    return np.where(score == -1, 1.0, score)
 
 
 def _result(
