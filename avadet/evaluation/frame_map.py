@@ -110,7 +110,8 @@ def evaluate_frame_map(
     Returns:
         :class:`EvalResult`. ``counts`` holds ``gt_rows``, ``gt_rows_other_classes``,
         ``gt_rows_excluded``, ``pred_rows``, ``pred_rows_other_classes``,
-        ``pred_rows_low_score``, ``pred_rows_excluded``, ``pred_rows_over_cap``,
+        ``pred_rows_nan_score`` (NaN or infinite), ``pred_rows_low_score``,
+        ``pred_rows_excluded``, ``pred_rows_over_cap``,
         ``pred_rows_invalid_box``, ``pred_rows_no_gt_keyframe`` (counted as false positives
         or ignored, per protocol), ``pred_rows_no_gt_video``, ``pred_keyframes_no_gt``,
         ``pred_videos_no_gt`` and ``pred_rows_evaluated``.
@@ -196,11 +197,13 @@ def _drop_scores_and_exclusions(
         ``(C,)`` int64 gt count per class as the protocol counts it, the gt file's keyframes
         less the excluded ones.
     """
-    finite = ~np.isnan(p.score)
+    # The official heap and sorts have no consistent answer for NaN, and +-inf breaks the
+    # cap (the heap reports "negative elements"): leave them out, counted and said.
+    finite = np.isfinite(p.score)
     counts["pred_rows_nan_score"] = int((~finite).sum())
     if counts["pred_rows_nan_score"]:
-        # The official heap and sorts have no consistent answer for NaN; leave them out.
-        warnings.append(f"{counts['pred_rows_nan_score']} prediction rows with a NaN score ignored")
+        warnings.append(f"{counts['pred_rows_nan_score']} prediction rows with a NaN or "
+                        "infinite score ignored")
     keep = finite
     if proto.min_score is not None:
         high = p.score >= proto.min_score
