@@ -217,7 +217,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.test_detection_score": _PROBABILITY,
     "data.train_jitter_scales": _list_of(_POSITIVE, 2),
     "data.train_crop_size": _POSITIVE,
-    "data.test_short_side": _POSITIVE,
+    "data.test_short_side": _COUNT,  # 0: the frames' own short side
     "data.mean": _list_of(_floats(-math.inf), 3),
     "data.std": _list_of(_floats(0.0, above=True), 3),
     "data.num_workers": _COUNT,
@@ -265,9 +265,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "train.eval_every_epochs": _NON_NEGATIVE,
     "train.log_every_iters": _POSITIVE,
     "train.seed": _ints(0, 2**32 - 1),  # NumPy's seeds are 32-bit
-    "train.device": ("'auto', 'cpu', 'cuda' or 'cuda:N'",
-                     lambda v: v in ("auto", "cpu", "cuda") or (
-                         isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit())),
+    "train.device": _choices("auto", "cpu", "cuda"),
     "test.batch_size": _POSITIVE,
 }
 # Settings whose every value of their type is allowed: paths and names (checked when used:
