@@ -177,9 +177,9 @@ def _ints(lo: int, hi: int = 2**31 - 1) -> tuple[str, Callable[[Any], bool]]:
 
 def _floats(lo: float, *, above: bool = False, hi: float = math.inf,
             below: bool = False) -> tuple[str, Callable[[Any], bool]]:
-    low = f"> {lo}" if above else f">= {lo}"
+    low = "" if lo == -math.inf else (f" > {lo}" if above else f" >= {lo}")
     high = "" if hi == math.inf else (f" and < {hi}" if below else f" and <= {hi}")
-    return f"a finite number {low}{high}", lambda v: (
+    return f"a finite number{low}{high}", lambda v: (
         _is_num(v) and (v > lo if above else v >= lo) and (v < hi if below else v <= hi))
 
 
@@ -213,8 +213,10 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.segment_end": _floats(0.0, above=True),
     "data.num_frames": _POSITIVE,
     "data.sampling_rate": _POSITIVE,
-    "data.train_detection_score": _PROBABILITY,
-    "data.test_detection_score": _PROBABILITY,
+    # Compared with detector scores, which person-box files do not limit to [0, 1] (the
+    # data doctor reports a threshold above every score).
+    "data.train_detection_score": _floats(-math.inf),
+    "data.test_detection_score": _floats(-math.inf),
     "data.train_jitter_scales": _list_of(_POSITIVE, 2),
     "data.train_crop_size": _POSITIVE,
     "data.test_short_side": _COUNT,  # 0: the frames' own short side

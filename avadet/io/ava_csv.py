@@ -126,6 +126,8 @@ def _fail_at(path: Path, mask: np.ndarray, reason: str, df: pd.DataFrame) -> Non
         values = ",".join(
             str(v) for v in df.iloc[row][["video_id", *_NUMERIC]].tolist() if not pd.isna(v)
         )
+        # A quoted field may hold a line break; the message stays one line.
+        values = values.replace("\r", "\\r").replace("\n", "\\n")
         raise FormatError(path, f"{reason}: {values}", line=_physical_line(path, row))
 
 
@@ -323,6 +325,14 @@ def read_frame_list(path: PathLike) -> pd.DataFrame:
     if df.shape[1] != 5:
         raise FormatError(path, f"expected 5 space-separated columns, found {df.shape[1]}", 1)
     df.columns = FRAME_LIST_COLUMNS
+    # pandas pads a short row with empty fields; only the labels may be empty.
+    for name in ("original_video_id", "path"):
+        empty = (df[name].str.strip() == "").to_numpy()
+        if empty.any():
+            raise FormatError(
+                path, f"expected 5 space-separated columns; column '{name}' is missing or empty",
+                line=_physical_line(path, int(np.argmax(empty)) + 1),
+            )
     for name in ("video_index", "frame_index"):
         values = pd.to_numeric(df[name], errors="coerce")
         bad = (values.isna() | (values != np.floor(values)) | (values.abs() >= INT_LIMIT))

@@ -111,6 +111,10 @@ CONTENT_CASES = [
      "frame_index"),
     ("frames", "original_vido_id video_id frame_id path labels\nvid 0 1.5 p \"\"\n", 2,
      "frame_index"),
+    ("frames", "original_vido_id video_id frame_id path labels\nvid 99999999999999999999 0 p "
+     "\"\"\n", 2, "video_index"),
+    ("frames", "original_vido_id video_id frame_id path labels\nvid 0 1\n", 2, "columns"),
+    ("frames", "a b c\n", 1, "found 3"),
     ("gt", GOOD_GT + "vid,99999999999999999999999,0.1,0.2,0.5,0.9,12,0\n", 2, "out of range"),
     ("gt", GOOD_GT + "vid,1e30,0.1,0.2,0.5,0.9,12,0\n", 2, "out of range"),
     ("gt", GOOD_GT + "vid,0903,0.1,0.2,0.5,0.9,99999999999999999999999,0\n", 2, "out of range"),
