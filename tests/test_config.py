@@ -240,3 +240,22 @@ def test_random_values_load_or_fail_with_the_key(key, value):
     else:
         loaded = getattr(getattr(cfg, section), name)
         assert RULES[key][1](loaded)
+
+
+@pytest.mark.parametrize("config, override, says", [
+    ("/dev/zero", None, "not a regular file"),
+    (None, "data.sampling_rate=0", "data.sampling_rate"),
+    (None, "solver.clip_grad_norm=.nan", "solver.clip_grad_norm"),
+    ("bad_utf8", None, "not UTF-8"),
+])
+def test_commands_print_config_errors_as_one_line(tmp_path, capsys, config, override, says):
+    from avadet.cli import main
+
+    if config == "bad_utf8":
+        config = str(_write(tmp_path, b"data:\n  root: \xff\n"))
+    elif config is None:
+        config = str(_write(tmp_path, b"data:\n  root: x\n"))
+    argv = ["check-data", "--config", config] + ([override] if override else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err
