@@ -31,8 +31,12 @@ def check_readable(path: Path, what: str) -> None:
         raise FormatError(path, f"cannot read: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
         raise FormatError(path, f"is a directory, expected {what}")
+    if stat.S_ISFIFO(mode):
+        # A pipe (``<(zcat gt.csv.gz)``) cannot be read twice, and the readers re-read a file
+        # to name the line of an error: it would block there.
+        raise FormatError(path, f"is a pipe; write it to a file first (expected {what})")
     if not stat.S_ISREG(mode):
-        # A device or FIFO can be endless (/dev/zero) or block forever.
+        # A device can be endless (/dev/zero) or block forever.
         raise FormatError(path, f"is not a regular file, expected {what}")
     try:
         with open(path, "rb") as handle:

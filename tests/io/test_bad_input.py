@@ -212,3 +212,14 @@ def test_random_labelmaps_give_a_labelmap_or_one_formaterror(tmp_path, body) -> 
         assert "\n" not in str(exc) and str(exc).startswith(str(path))
     else:
         assert all(isinstance(i, int) and abs(i) < 2**31 for i in labelmap.ids)
+
+
+def test_a_pipe_is_refused_rather_than_read_twice(tmp_path) -> None:
+    """``avadet eval <(zcat gt.csv.gz) ...``: the readers re-read a file to name the line of
+    an error, which would block on a pipe; refused up front, without opening it."""
+    import os
+
+    fifo = tmp_path / "gt.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="is a pipe; write it to a file first"):
+        read_annotations(fifo)
