@@ -6,17 +6,20 @@ no config object reaches inside a module.
 
 A YAML file may start with ``_base_: other.yaml`` (relative to the file) to inherit settings.
 Overrides use dotted keys: ``model.alpha=8 solver.base_lr=0.05 data.root=/data/ava``.
-An unknown key or a value of the wrong type is a :class:`~avadet.errors.ConfigError` that
-names the key and lists the valid ones.
+An unknown key, a value of the wrong type or out of its range (:data:`RULES`, checked when a
+config is loaded) is a :class:`~avadet.errors.ConfigError` that names the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import stat
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import yaml
 
@@ -155,7 +158,152 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------
+# Ranges: every setting's allowed values, checked once when a config is loaded, so that a bad
+# value is an error naming its key rather than a failure deep inside data loading or training.
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ints(lo: int, hi: int = 2**31 - 1) -> tuple[str, Callable[[Any], bool]]:
+    text = f"an integer >= {lo}" if hi == 2**31 - 1 else f"an integer in [{lo}, {hi}]"
+    return text, lambda v: _is_int(v) and lo <= v <= hi
+
+
+def _floats(lo: float, *, above: bool = False, hi: float = math.inf,
+            below: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    low = "" if lo == -math.inf else (f" > {lo}" if above else f" >= {lo}")
+    high = "" if hi == math.inf else (f" and < {hi}" if below else f" and <= {hi}")
+    return f"a finite number{low}{high}", lambda v: (
+        _is_num(v) and (v > lo if above else v >= lo) and (v < hi if below else v <= hi))
+
+
+def _choices(*names: Any) -> tuple[str, Callable[[Any], bool]]:
+    return f"one of {', '.join(map(str, names))}", lambda v: v in names
+
+
+def _list_of(check: tuple[str, Callable[[Any], bool]], length: int = -1,
+             ) -> tuple[str, Callable[[Any], bool]]:
+    size = f"{length} " if length >= 0 else ""
+    return (f"a list of {size}values, each {check[0]}",
+            lambda v: isinstance(v, list) and (length < 0 or len(v) == length)
+            and all(check[1](x) for x in v))
+
+
+_POSITIVE = _ints(1)
+_COUNT = _ints(0)
+_PROBABILITY = _floats(0.0, hi=1.0)
+_NON_NEGATIVE = _floats(0.0)
+# A temporal kernel per stage: one int, or one per block of the stage.
+_KERNELS = ("a list of 4 entries, each a positive integer or a list of them",
+            lambda v: isinstance(v, list) and len(v) == 4 and all(
+                _POSITIVE[1](k) or (isinstance(k, list) and k and all(_POSITIVE[1](x) for x in k))
+                for k in v))
+
+RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "data.source": _choices("frames", "video"),
+    "data.classes": _list_of(_ints(-(2**31) + 1)),
+    "data.fps": _floats(0.0, above=True),
+    "data.segment_start": _floats(0.0),
+    "data.segment_end": _floats(0.0, above=True),
+    "data.num_frames": _POSITIVE,
+    "data.sampling_rate": _POSITIVE,
+    # Compared with detector scores, which person-box files do not limit to [0, 1] (the
+    # data doctor reports a threshold above every score).
+    "data.train_detection_score": _floats(-math.inf),
+    "data.test_detection_score": _floats(-math.inf),
+    "data.train_jitter_scales": _list_of(_POSITIVE, 2),
+    "data.train_crop_size": _POSITIVE,
+    "data.test_short_side": _COUNT,  # 0: the frames' own short side
+    "data.mean": _list_of(_floats(-math.inf), 3),
+    "data.std": _list_of(_floats(0.0, above=True), 3),
+    "data.num_workers": _COUNT,
+    "model.arch": _choices("slowfast", "slow"),
+    "model.depth": _choices(50, 101),
+    "model.width_per_group": _POSITIVE,
+    "model.alpha": _POSITIVE,
+    "model.beta_inv": _POSITIVE,
+    "model.fusion_conv_channel_ratio": _POSITIVE,
+    "model.fusion_kernel_size": _POSITIVE,
+    "model.lateral": _choices("conv", "sample", "ttoc"),
+    "model.fusion": _choices("concat", "sum"),
+    "model.slow_temporal_kernels": _KERNELS,
+    "model.fast_temporal_kernels": _KERNELS,
+    "model.res5_dilation": _POSITIVE,
+    "model.nonlocal_blocks": _list_of(_list_of(_COUNT), 4),
+    "model.nonlocal_pool": _list_of(_POSITIVE, 3),
+    "model.nonlocal_instantiation": _choices("dot_product", "softmax"),
+    "model.head": _choices("ava", "kinetics"),
+    "model.num_classes": _POSITIVE,
+    "model.dropout": _floats(0.0, hi=1.0, below=True),
+    "model.roi_output_size": _POSITIVE,
+    "model.roi_sampling_ratio": _COUNT,
+    "model.roi_spatial_scale": _floats(0.0, above=True),
+    "model.head_activation": _choices("sigmoid", "softmax", "none"),
+    "solver.optimizer": _choices("sgd", "adamw"),
+    "solver.base_lr": _NON_NEGATIVE,
+    "solver.momentum": _PROBABILITY,
+    "solver.weight_decay": _NON_NEGATIVE,
+    "solver.bn_weight_decay": _NON_NEGATIVE,
+    "solver.schedule": _choices("steps", "cosine"),
+    "solver.steps": _list_of(_NON_NEGATIVE),
+    "solver.lrs": _list_of(_NON_NEGATIVE),
+    "solver.lr_decay": _NON_NEGATIVE,
+    "solver.cosine_end_lr": _NON_NEGATIVE,
+    "solver.max_epoch": _floats(0.0, above=True),
+    "solver.max_iters": _COUNT,
+    "solver.warmup_epochs": _NON_NEGATIVE,
+    "solver.warmup_start_lr": _NON_NEGATIVE,
+    "solver.batch_size": _POSITIVE,
+    "solver.precise_bn_batches": _COUNT,
+    "solver.clip_grad_norm": _NON_NEGATIVE,
+    "train.checkpoint_every_iters": _POSITIVE,
+    "train.keep_checkpoints": _COUNT,
+    "train.eval_every_epochs": _NON_NEGATIVE,
+    "train.log_every_iters": _POSITIVE,
+    "train.seed": _ints(0, 2**32 - 1),  # NumPy's seeds are 32-bit
+    "train.device": _choices("auto", "cpu", "cuda"),
+    "test.batch_size": _POSITIVE,
+}
+# Settings whose every value of their type is allowed: paths and names (checked when used:
+# a configured file that does not exist is an error naming its key, see DatasetFiles).
+FREE = {
+    "data.root", "data.frames_dir", "data.videos_dir", "data.frame_template", "data.labelmap",
+    "data.train_annotations", "data.val_annotations", "data.train_exclusions",
+    "data.val_exclusions", "data.train_boxes", "data.val_boxes", "data.train_use_detections",
+    "data.train_flip", "data.train_color_jitter", "model.roi_aligned", "solver.nesterov",
+    "solver.freeze_bn", "train.output_dir", "train.init_checkpoint", "train.amp",
+    "test.checkpoint", "test.protocol", "test.output_csv",
+}
+
+
+def validate(cfg: Config) -> Config:
+    """Raise ConfigError naming the first setting outside its range (:data:`RULES`)."""
+    for key, (allowed, ok) in RULES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not ok(value):
+            raise ConfigError(f"{key}: must be {allowed}, got {value!r}")
+    data = cfg.data
+    if data.segment_end <= data.segment_start:
+        raise ConfigError(f"data.segment_end ({data.segment_end}) must be greater than "
+                          f"data.segment_start ({data.segment_start})")
+    low, high = data.train_jitter_scales
+    if low > high:
+        raise ConfigError(f"data.train_jitter_scales: must be [min, max], got {[low, high]}")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
 # Loading and validation
+
+# A config is a few kB; a bigger file is not one, and /dev/zero must not be read to the end.
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
 
 
 def _type_name(tp: Any) -> str:
@@ -243,21 +391,51 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
+def _read_text(path: Path) -> str:
+    """The config file's text: a regular UTF-8 file of at most MAX_CONFIG_BYTES."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"cannot read config {path}: is a directory")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"cannot read config {path}: not a regular file")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MB: not a config")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text") from None
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
+    """One line: PyYAML's messages span several, with a caret drawing."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ConfigError(f"{where}: invalid YAML: {problem}")
+
+
 def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: _base_ cycle")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    text = _read_text(path)
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise _yaml_error(path, exc) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     base = data.pop("_base_", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: _base_ must be a file name, got {base!r}")
     if base:
         data = _merge(_read_yaml(path.parent / base, seen + (path,)), data)
     return data
@@ -272,7 +450,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict:
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             value = raw
         node = out
         parts = key.strip().split(".")
@@ -288,18 +466,30 @@ def load_config(
     path: Union[str, Path, None] = None, overrides: Sequence[str] = ()
 ) -> Config:
     """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"config path must be a file name, got {path!r}")
     data = _read_yaml(Path(path)) if path else {}
-    data = _merge(data, parse_overrides(overrides))
-    return _from_dict(Config, data)
+    return _checked(lambda: _merge(data, parse_overrides(overrides)))
 
 
 def with_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
     """``cfg`` with ``section.key=value`` overrides applied (validated as in a file)."""
-    return _from_dict(Config, _merge(config_to_dict(cfg), parse_overrides(overrides)))
+    return _checked(lambda: _merge(config_to_dict(cfg), parse_overrides(overrides)))
 
 
 def config_from_dict(data: dict) -> Config:
-    return _from_dict(Config, data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    return _checked(lambda: data)
+
+
+def _checked(make: Callable[[], dict]) -> Config:
+    """The validated Config of ``make()``'s settings; nesting too deep to merge or check is a
+    ConfigError too (a deeply nested override or YAML value)."""
+    try:
+        return validate(_from_dict(Config, make()))
+    except RecursionError:
+        raise ConfigError("config values nested too deeply") from None
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -75,10 +75,20 @@ class DatasetFiles:
             raise ConfigError(f"unknown split {split!r} (use 'train' or 'val')")
         return getattr(self, f"{split}_{kind}")
 
-    def existing(self, name: str) -> Optional[Path]:
-        """The path of field ``name`` if that file exists, else None (optional files)."""
+    def existing(self, name: str, hint: str = "") -> Optional[Path]:
+        """The path of the optional file ``name``: None when it is not configured (empty).
+
+        A configured file that does not exist is a ConfigError naming its key: skipping it
+        silently would, for a typo in an exclusions path, train on excluded keyframes.
+        """
         path = getattr(self, name)
-        return path if path is not None and path.is_file() else None
+        if path is None:
+            return None
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "no such file"
+            raise ConfigError(f"data.{name}: {what} {path} (set data.{name}= to go "
+                              f"without it){hint}")
+        return path
 
     def require(self, name: str, hint: str = "") -> Path:
         """The path of field ``name``, which must be configured and exist."""
@@ -86,7 +96,8 @@ class DatasetFiles:
         if path is None:
             raise ConfigError(f"data.{name} is empty{hint}")
         if not path.is_file():
-            raise ConfigError(f"data.{name}: no such file {path}{hint}")
+            what = "is a directory" if path.is_dir() else "no such file"
+            raise ConfigError(f"data.{name}: {what} {path}{hint}")
         return path
 
     def source(self) -> ClipSource:

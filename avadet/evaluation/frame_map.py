@@ -23,8 +23,8 @@ in order):
 Ties. The official code sorts with ``np.argsort`` (not stable) and a heap, so equal scores
 have no defined order. avadet fixes one: detections of equal score are taken in file order
 (first row first), both for matching within a keyframe and for the AP ranking of a class; gt
-boxes of equal IoU are taken in the official gt order (descending 8th column, then file
-order). See docs/evaluation.md.
+boxes of equal IoU are taken in the official gt order (descending 8th column, a missing one
+read as 1.0, then file order). See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def evaluate_frame_map(
     Returns:
         :class:`EvalResult`. ``counts`` holds ``gt_rows``, ``gt_rows_other_classes``,
         ``gt_rows_excluded``, ``pred_rows``, ``pred_rows_other_classes``,
-        ``pred_rows_low_score``, ``pred_rows_excluded``, ``pred_rows_over_cap``,
+        ``pred_rows_nan_score`` (NaN or infinite), ``pred_rows_low_score``,
+        ``pred_rows_excluded``, ``pred_rows_over_cap``,
         ``pred_rows_invalid_box``, ``pred_rows_no_gt_keyframe`` (counted as false positives
         or ignored, per protocol), ``pred_rows_no_gt_video``, ``pred_keyframes_no_gt``,
         ``pred_videos_no_gt`` and ``pred_rows_evaluated``.
@@ -196,11 +197,13 @@ def _drop_scores_and_exclusions(
         ``(C,)`` int64 gt count per class as the protocol counts it, the gt file's keyframes
         less the excluded ones.
     """
-    finite = ~np.isnan(p.score)
+    # The official heap and sorts have no consistent answer for NaN, and +-inf breaks the
+    # cap (the heap reports "negative elements"): leave them out, counted and said.
+    finite = np.isfinite(p.score)
     counts["pred_rows_nan_score"] = int((~finite).sum())
     if counts["pred_rows_nan_score"]:
-        # The official heap and sorts have no consistent answer for NaN; leave them out.
-        warnings.append(f"{counts['pred_rows_nan_score']} prediction rows with a NaN score ignored")
+        warnings.append(f"{counts['pred_rows_nan_score']} prediction rows with a NaN or "
+                        "infinite score ignored")
     keep = finite
     if proto.min_score is not None:
         high = p.score >= proto.min_score
@@ -338,8 +341,8 @@ def _true_positives(
     d_first = by_score if proto.match_by_score else np.arange(len(p.score))
     d_order = stable_order([p.cls, p.key - (p.key.min() if len(p.key) else 0)], d_first)
     if proto.gt_by_person_id and "person_id" in gt.columns:
-        g_pid = gt["person_id"].to_numpy(np.float64)[g.rows]
-        g_order = np.lexsort((g.rows, -g_pid, g_group))
+        g_order = np.lexsort((g.rows, -official_gt_score(gt["person_id"].to_numpy()[g.rows]),
+                              g_group))
     else:
         g_order = np.lexsort((g.rows, g_group))
     tp_sorted = match_detections(
@@ -348,6 +351,18 @@ def _true_positives(
     tp = np.empty(len(p.rows), dtype=bool)
     tp[d_order] = tp_sorted
     return tp
+
+
+def official_gt_score(person_id: np.ndarray) -> np.ndarray:
+    """The gt's 8th column as the official reader sorts it: ``(N,)`` float64, descending.
+
+    The official code reads column 8 of every row as a score, 1.0 when the row has only 7
+    columns. The readers write a missing person id as -1, so -1 sorts as 1.0 (between
+    person 0 and person 2), not last; an explicit -1 in column 8 is the reader's "no person
+    id" too (AVA person ids are >= 0).
+    """
+    score = np.asarray(person_id, dtype=np.float64)
+    return np.where(score == -1, 1.0, score)
 
 
 def _result(

@@ -23,8 +23,9 @@ class Protocol:
         match_by_score: within a keyframe and class, detections are matched in descending
             score order (True) or in file order (False, PySlowFast).
         gt_by_person_id: gt boxes of a keyframe are ordered by descending person id (the
-            official code sorts gt rows by their 8th column as if it were a score); this is
-            the order in which IoU ties pick "the first" gt. False: file order.
+            official code sorts gt rows by their 8th column as if it were a score, 1.0 where
+            a row has only 7 columns); this is the order in which IoU ties pick "the first"
+            gt. False: file order.
         unmatched_keyframes: what happens to predictions on keyframes the gt does not have:
             ``"fp"`` (false positives), ``"ignore_file"`` (ignored unless the keyframe has a
             row of any class in the gt file: latest ActivityNet code) or ``"ignore_evaluated"``
@@ -32,8 +33,10 @@ class Protocol:
         skip_classes_without_detections: a class with gt but no detection is left out of the
             mean (MMAction2) instead of counting AP 0.
         float32: boxes and scores are compared in float32 (MMAction2).
-        min_score: predictions scoring below this are dropped first (MMAction2 writes only
-            scores >= 0.002).
+        min_score: predictions with ``score < min_score`` (float64) are dropped first. This
+            stands in for MMAction2's rule, which keeps ``score > 0.002`` with the score
+            rounded to float32: the two differ only on scores in (0.0019999999786, 0.002),
+            which round to float32(0.002) = 0.0020000000949 and which MMAction2 keeps.
         excluded_gt_are_misses: gt rows on excluded keyframes still count in num_gt (so they
             can only be missed) instead of being removed (MMAction2).
         drop_degenerate_boxes: predicted boxes with ``x1 >= x2`` or ``y1 >= y2`` are dropped
@@ -94,7 +97,7 @@ PROTOCOLS: dict[str, Protocol] = {
             ACTIVITYNET_2019,
             name="mmaction2",
             description="MMAction2 ava_utils (no cap, gt keyframes only, classes without "
-            "detections left out, float32, scores < 0.002 dropped, excluded gt counted as missed)",
+            "detections left out, float32, scores under 0.002 dropped, excluded gt counted as missed)",
             cap=None,
             unmatched_keyframes="ignore_evaluated",
             skip_classes_without_detections=True,

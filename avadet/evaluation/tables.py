@@ -79,6 +79,14 @@ def keyframe_codes(
     t_min = min((int(t["timestamp"].min()) for t in present if len(t)), default=0)
     t_max = max((int(t["timestamp"].max()) for t in present if len(t)), default=0)
     span = t_max - t_min + 1
+    rows = sum(len(t) for t in present)
+    stamp_vocab: Optional[np.ndarray] = None
+    if span * max(rows, 1) >= 2**62:
+        # Far-apart timestamps (in-memory tables; the readers cap them at 2**31): code each
+        # timestamp by its rank so that video * span + stamp cannot overflow int64.
+        stamp_vocab = np.unique(np.concatenate(
+            [t["timestamp"].to_numpy(np.int64) for t in present]))
+        t_min, span = 0, len(stamp_vocab)
     codes: list[Optional[np.ndarray]] = []
     for table in tables:
         if table is None:
@@ -91,5 +99,7 @@ def keyframe_codes(
             video[unknown] = extra + len(vocab)
             vocab = vocab.append(pd.Index(uniques))
         stamps = table["timestamp"].to_numpy(np.int64)
+        if stamp_vocab is not None:
+            stamps = np.searchsorted(stamp_vocab, stamps)
         codes.append(video.astype(np.int64) * span + (stamps - t_min))
     return codes

@@ -31,6 +31,7 @@ import pandas as pd
 from avadet.boxes import BOX_COLUMNS, KEY_COLUMNS
 from avadet.errors import FormatError
 from avadet.io.atomic import atomic_write
+from avadet.io.checks import check_readable, raise_utf8_error
 from avadet.io.labelmap import LabelMap
 
 PathLike = Union[str, Path]
@@ -38,6 +39,10 @@ PathLike = Union[str, Path]
 _NUMERIC = ["timestamp", *BOX_COLUMNS, "action_id"]
 # Boxes may poke out of [0, 1] by rounding in the released files; beyond this it is an error.
 BOX_TOLERANCE = 0.01
+# Integer columns are parsed as float64 and must be exact integers that also fit the int64
+# arithmetic downstream (keyframe codes multiply timestamps by the number of videos):
+# |value| < 2**31 holds every real timestamp (seconds), action id and person id.
+INT_LIMIT = 2**31
 
 
 def _physical_line(path: Path, row: int) -> int:
@@ -57,6 +62,7 @@ def _read_table(path: Path, last: str) -> pd.DataFrame:
     names = ["video_id", *_NUMERIC, last]
     dtypes = {name: np.float64 for name in names[1:]}
     dtypes["video_id"] = str
+    check_readable(path, "an AVA CSV file")
     try:
         # Video ids are compared verbatim: only an empty numeric field is missing.
         return pd.read_csv(
@@ -75,14 +81,27 @@ def _read_table(path: Path, last: str) -> pd.DataFrame:
                 f"expected at most {len(names)} comma-separated columns, found {match.group(3)}",
                 line=int(match.group(2)),
             ) from None
-        raise FormatError(path, f"cannot parse CSV: {exc}") from None
+        raise FormatError(path, f"cannot parse CSV: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise_utf8_error(path)
+        raise  # unreachable: raise_utf8_error always raises
     except (ValueError, TypeError):
         _raise_first_non_numeric(path, names)
         raise  # unreachable: the diagnosis above always raises
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of a library's message (pandas' parser errors span several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _raise_first_non_numeric(path: Path, names: list[str]) -> None:
-    raw = pd.read_csv(path, header=None, names=names, dtype=str, keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, header=None, names=names, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise_utf8_error(path)  # pandas met the bad bytes only on this second reading
+        raise  # unreachable
     first_bad: Optional[tuple[int, str, str]] = None
     for name in names[1:]:
         values = raw[name]
@@ -107,6 +126,8 @@ def _fail_at(path: Path, mask: np.ndarray, reason: str, df: pd.DataFrame) -> Non
         values = ",".join(
             str(v) for v in df.iloc[row][["video_id", *_NUMERIC]].tolist() if not pd.isna(v)
         )
+        # A quoted field may hold a line break; the message stays one line.
+        values = values.replace("\r", "\\r").replace("\n", "\\n")
         raise FormatError(path, f"{reason}: {values}", line=_physical_line(path, row))
 
 
@@ -121,9 +142,26 @@ def _require(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
 
 def _integral(df: pd.DataFrame, path: Path, name: str) -> np.ndarray:
     values = df[name].to_numpy()
-    bad = values != np.floor(values)
+    bad = values != np.floor(values)  # NaN and +-inf included
     _fail_at(path, bad, f"column '{name}' must be an integer", df)
+    # Cast only what fits: 1e30 would become INT64_MIN.
+    _fail_at(path, np.abs(values) >= INT_LIMIT,
+             f"column '{name}' is out of range (|value| < 2**31)", df)
     return values.astype(np.int64)
+
+
+def _looks_like_predictions(df: pd.DataFrame, path: Path) -> None:
+    """A gt file whose 8th column holds fractions is most likely a prediction file given in
+    its place (``avadet eval PRED GT``): say so rather than "person_id must be an integer"."""
+    values = df["person_id"].to_numpy()
+    fraction = (values != np.floor(values)) & ~np.isnan(values)
+    if fraction.any() and ((values[fraction] > 0) & (values[fraction] < 1)).all():
+        row = int(np.argmax(fraction))
+        raise FormatError(
+            path, "column 8 (person id) holds scores in (0, 1): this looks like a prediction "
+            "file, not ground truth (are the gt and prediction files swapped?)",
+            line=_physical_line(path, row),
+        )
 
 
 def _validate_boxes(df: pd.DataFrame, path: Path) -> None:
@@ -160,6 +198,7 @@ def read_annotations(
     path = Path(path)
     df = _read_table(path, "person_id")
     _require(df, path, ["action_id"])
+    _looks_like_predictions(df, path)
     df = _finish(df, path, "person_id", -1, integer=True)
     df["action_id"] = _integral(df, path, "action_id")
     if strict:
@@ -184,6 +223,10 @@ def read_predictions(path: PathLike, *, labelmap: Optional[LabelMap] = None) -> 
     _require(df, path, ["action_id"])
     df = _finish(df, path, "score", 1.0, integer=False)
     df["action_id"] = _integral(df, path, "action_id")
+    # An infinite score wins every heap and sort comparison; the official code has no answer
+    # for it (its heap reports "negative elements"). NaN stays: the evaluator counts and
+    # ignores it with a warning.
+    _fail_at(path, np.isinf(df["score"].to_numpy()), "score is infinite", df)
     if labelmap is not None:
         df = df[np.isin(df["action_id"].to_numpy(), labelmap.ids)].reset_index(drop=True)
     return df
@@ -200,6 +243,7 @@ def read_person_boxes(path: PathLike, *, min_score: Optional[float] = None) -> p
     path = Path(path)
     df = _read_table(path, "score")
     df = _finish(df, path, "score", 1.0, integer=False)
+    _fail_at(path, ~np.isfinite(df["score"].to_numpy()), "score is not a finite number", df)
     _validate_boxes(df, path)
     df = df.drop(columns=["action_id"])
     df = df.sort_values("score", ascending=False, kind="stable")
@@ -210,33 +254,49 @@ def read_person_boxes(path: PathLike, *, min_score: Optional[float] = None) -> p
 
 
 def read_exclusions(path: PathLike) -> pd.DataFrame:
-    """Excluded keyframes: ``video_id, timestamp`` rows (AVA's excluded-timestamps CSV)."""
+    """Excluded keyframes: ``video_id, timestamp`` rows (AVA's excluded-timestamps CSV).
+
+    Exactly 2 columns: a third one would shift every column (pandas would make the first its
+    index) and silently lose every exclusion, so it is an error naming the line.
+    """
     path = Path(path)
+    check_readable(path, "an exclusions CSV file (video_id,timestamp)")
+    names = ["video_id", "timestamp", "extra"]
     try:
         df = pd.read_csv(
-            path, header=None, names=KEY_COLUMNS, dtype={"video_id": str},
-            engine="c",
+            path, header=None, names=names, dtype=str, engine="c", skip_blank_lines=True,
+            keep_default_na=False, na_values={name: [""] for name in names},
         )
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
     except pd.errors.EmptyDataError:
         return pd.DataFrame({"video_id": pd.Series(dtype=str), "timestamp": pd.Series(dtype=np.int64)})
+    except UnicodeDecodeError:
+        raise_utf8_error(path)
+        raise  # unreachable
     except pd.errors.ParserError as exc:
         match = re.search(r"line (\d+), saw (\d+)", str(exc))
         line = int(match.group(1)) if match else None
-        raise FormatError(path, "expected 2 columns: video_id,timestamp", line=line) from None
-    stamps = pd.to_numeric(df["timestamp"], errors="coerce")
-    bad = (stamps.isna() | (stamps != np.floor(stamps))).to_numpy()
+        found = f", found {match.group(2)}" if match else ""
+        raise FormatError(path, f"expected 2 columns: video_id,timestamp{found}", line=line) from None
+    extra = df["extra"].notna().to_numpy()
+    if extra.any():
+        row = int(np.argmax(extra))
+        raise FormatError(path, "expected 2 columns: video_id,timestamp, found 3",
+                          line=_physical_line(path, row))
+    missing = (df["video_id"].isna() | df["timestamp"].isna()).to_numpy()
+    if missing.any():
+        raise FormatError(path, "expected 2 columns: video_id,timestamp; a field is empty",
+                          line=_physical_line(path, int(np.argmax(missing))))
+    stamps = pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(np.float64)
+    bad = np.isnan(stamps) | (stamps != np.floor(stamps)) | (np.abs(stamps) >= INT_LIMIT)
     if bad.any():
         row = int(np.argmax(bad))
+        hint = " (exclusion files have no header line)" if row == 0 else ""
         raise FormatError(
             path,
-            f"timestamp is not an integer: {df['timestamp'].iloc[row]!r}",
+            f"timestamp is not an integer below 2**31: {df['timestamp'].iloc[row]!r}{hint}",
             line=_physical_line(path, row),
         )
-    return pd.DataFrame(
-        {"video_id": df["video_id"].astype(str), "timestamp": stamps.astype(np.int64)}
-    )
+    return pd.DataFrame({"video_id": df["video_id"].astype(str), "timestamp": stamps.astype(np.int64)})
 
 
 FRAME_LIST_COLUMNS = ["original_video_id", "video_index", "frame_index", "path", "labels"]
@@ -246,23 +306,38 @@ def read_frame_list(path: PathLike) -> pd.DataFrame:
     """PySlowFast frame list: a header line, then ``original_vido_id video_id frame_id path
     labels`` separated by spaces. Returns the columns :data:`FRAME_LIST_COLUMNS`."""
     path = Path(path)
+    check_readable(path, "a frame list (space-separated, with a header line)")
     try:
-        df = pd.read_csv(
-            path, sep=" ", header=0, dtype={0: str, 3: str, 4: str}, keep_default_na=False
-        )
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
+        # All text: per-position dtypes fail inside pandas on a file with fewer columns.
+        df = pd.read_csv(path, sep=" ", header=0, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise FormatError(path, "empty file: a frame list starts with a header line "
+                          "(original_vido_id video_id frame_id path labels)") from None
+    except UnicodeDecodeError:
+        raise_utf8_error(path)
+        raise  # unreachable
     except pd.errors.ParserError as exc:
         match = re.search(r"line (\d+), saw (\d+)", str(exc))
         line = int(match.group(1)) if match else None
         raise FormatError(path, "expected 5 space-separated columns", line=line) from None
+    except ValueError as exc:
+        raise FormatError(path, f"cannot parse the frame list: {_first_line(exc)}") from None
     if df.shape[1] != 5:
         raise FormatError(path, f"expected 5 space-separated columns, found {df.shape[1]}", 1)
     df.columns = FRAME_LIST_COLUMNS
+    # pandas pads a short row with empty fields; only the labels may be empty.
+    for name in ("original_video_id", "path"):
+        empty = (df[name].str.strip() == "").to_numpy()
+        if empty.any():
+            raise FormatError(
+                path, f"expected 5 space-separated columns; column '{name}' is missing or empty",
+                line=_physical_line(path, int(np.argmax(empty)) + 1),
+            )
     for name in ("video_index", "frame_index"):
         values = pd.to_numeric(df[name], errors="coerce")
-        if values.isna().any():
-            row = int(np.argmax(values.isna().to_numpy()))
+        bad = (values.isna() | (values != np.floor(values)) | (values.abs() >= INT_LIMIT))
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
             raise FormatError(
                 path, f"column '{name}' is not an integer", line=_physical_line(path, row + 1)
             )

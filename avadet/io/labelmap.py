@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 from avadet.errors import FormatError
+from avadet.io.checks import check_readable
 
 # ``item { ... }`` blocks; AVA v1.0 files wrote ``label { name: ... label_id: ... }``.
 _ITEM = re.compile(r"(?:item|label)\s*\{(?P<body>[^{}]*)\}", re.S)
 _NAME = re.compile(r"""(?:^|\s)(?:display_)?name\s*:\s*(?P<q>["'])(?P<name>.*?)(?P=q)""", re.S)
-_ID = re.compile(r"(?:^|\s)(?:label_)?id\s*:\s*(?P<id>-?\d+)")
+# The whole value token: "5.5" must not read as 5.
+_ID = re.compile(r"(?:^|\s)(?:label_)?id\s*:[ \t]*(?P<id>[^\s#]*)")
+_INTEGER = re.compile(r"[+-]?\d{1,10}")
+# Label maps are a few kB; a bigger file is not one (and /dev/zero would never end).
+MAX_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -49,12 +54,19 @@ class LabelMap:
 def read_labelmap(path: Union[str, Path]) -> LabelMap:
     """Parse a label-map ``.pbtxt`` (fields in any order; ``label_type`` etc. ignored)."""
     path = Path(path)
+    check_readable(path, "a label map (.pbtxt)")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(path, f"cannot read label map: {exc}") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise FormatError(path, f"cannot read label map: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise FormatError(path, f"larger than {MAX_BYTES // 2**20} MB: not a label map")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FormatError(path, f"not UTF-8 text (byte {data[exc.start]:#04x})", line) from None
     names: dict[int, str] = {}
     end = 0
     for match in _ITEM.finditer(text):
@@ -64,10 +76,16 @@ def read_labelmap(path: Union[str, Path]) -> LabelMap:
             raise FormatError(path, f"unexpected text outside item blocks: {between[:40]!r}", line)
         end = match.end()
         body = match.group("body")
-        name, ident = _NAME.search(body), _ID.search(body)
-        if ident is None:
+        name, idents = _NAME.search(body), list(_ID.finditer(body))
+        if not idents:
             raise FormatError(path, "item without an id", line)
-        action_id = int(ident.group("id"))
+        at = [text.count("\n", 0, match.start("body") + i.start("id")) + 1 for i in idents]
+        if len(idents) > 1:
+            raise FormatError(path, f"item has {len(idents)} ids (lines {', '.join(map(str, at))})", at[-1])
+        token = idents[0].group("id")
+        if not _INTEGER.fullmatch(token) or abs(int(token)) >= 2**31:
+            raise FormatError(path, f"id must be an integer below 2**31, found {token!r}", at[0])
+        action_id = int(token)
         if action_id in names:
             raise FormatError(path, f"duplicate id {action_id}", line)
         names[action_id] = name.group("name") if name else str(action_id)

@@ -241,3 +241,26 @@ def test_nan_scores_are_ignored_with_a_warning() -> None:
     r = evaluate_frame_map(gt, pred, [1])
     assert r.per_class[1] == 1.0 and r.counts["pred_rows_nan_score"] == 1
     assert any("NaN" in w for w in r.warnings)
+
+
+def test_infinite_scores_are_ignored_with_a_warning_even_past_the_cap() -> None:
+    """+-inf used to reach the official heap (50 per keyframe) and stop it ("negative
+    elements"); the readers refuse inf, the in-memory API leaves such rows out, counted."""
+    gt = gt_table([("v", 902, *BOX, 1, 0)])
+    rows = [("v", 902, 0.6, 0.6, 0.9, 0.9, 1, 0.1 + i / 1000) for i in range(60)]
+    rows += [("v", 902, *BOX, 1, float("inf")), ("v", 902, *BOX, 1, -float("inf")),
+             ("v", 902, *BOX, 1, 0.05)]
+    r = evaluate_frame_map(gt, pred_table(rows), [1])
+    assert r.counts["pred_rows_nan_score"] == 2
+    assert any("infinite" in w for w in r.warnings)
+    assert r.counts["pred_rows_over_cap"] == 11  # 61 finite rows, 50 kept: 0.05 is cut
+    assert r.per_class[1] == 0.0
+
+
+def test_timestamps_far_apart_in_memory_do_not_overflow_keyframe_codes() -> None:
+    gt = gt_table([("v", 0, *BOX, 1, 0), ("w", 2**62, *BOX, 1, 0)])
+    pred = pred_table([("v", 0, *BOX, 1, 0.9), ("w", 2**62, *BOX, 1, 0.8),
+                       ("w", -(2**62), *BOX, 1, 0.7)])
+    r = evaluate_frame_map(gt, pred, [1])
+    assert r.num_gt[1] == 2 and r.counts["pred_rows_no_gt_keyframe"] == 1
+    assert r.per_class[1] == 1.0
