@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from avadet.api._config import ConfigLike, as_config
+from avadet.api._logs import log_to_file
 from avadet.config import Config, with_overrides
 from avadet.data import DatasetFiles
 from avadet.detect import ClipDetector, ClipSettings, DetectResult
@@ -139,15 +140,6 @@ class _Run:
         return self.out_dir / f"{self.stem}{suffix}"
 
 
-def _attach_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    package_logger = logging.getLogger("avadet")
-    package_logger.addHandler(handler)
-    package_logger.setLevel(logging.INFO)
-    return handler
-
-
 def detect_video(
     video: PathLike,
     checkpoint: PathLike,
@@ -188,16 +180,12 @@ def detect_video(
     probe_video(video)
     run = _Run(Path(out_dir), video.stem)
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log(run.path(".log"))
-    try:
+    with log_to_file(run.path(".log")):
         return _detect(video, checkpoint, run, config=config, overrides=overrides,
                        persons=persons, person_threshold=person_threshold, labelmap=labelmap,
                        interval=interval, start=start, top_k=top_k, show_top=show_top,
                        video_id=video_id or video.stem, timestamp_offset=timestamp_offset,
                        write_video=write_video, device=device, progress=progress)
-    finally:
-        logging.getLogger("avadet").removeHandler(handler)
-        handler.close()
 
 
 def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, persons,

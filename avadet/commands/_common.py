@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 PERSON_BACKENDS = ("torchvision", "detectron2", "csv")
 
@@ -84,21 +83,6 @@ def weights_hint() -> Iterator[None]:
     except WeightsUnavailable as exc:
         raise WeightsUnavailable(
             f"{exc} (--detector-weights FILE; or --persons csv --boxes FILE)") from None
-
-
-@contextlib.contextmanager
-def log_to_file(path: Union[str, Path]) -> Iterator[None]:
-    """Log avadet's messages (INFO and up) to ``path`` while the block runs."""
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    package_logger = logging.getLogger("avadet")
-    package_logger.addHandler(handler)
-    package_logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        package_logger.removeHandler(handler)
-        handler.close()
 
 
 def setup_console_logging(log_file: Optional[str] = None, *, timestamps: bool = True) -> None:

@@ -11,7 +11,6 @@ from avadet.commands._common import (
     add_config_arguments,
     add_detector_arguments,
     detector_choice,
-    log_to_file,
     weights_hint,
 )
 
@@ -31,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from avadet import api
+    from avadet.api._logs import log_to_file
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)

@@ -17,7 +17,6 @@ from avadet.data.sources import FrameFolderSource, VideoSource
 from avadet.errors import ConfigError
 
 PathLike = Union[str, Path]
-SPLITS = ("train", "val")
 MEDIA_KINDS = ("frames", "video")
 ClipSource = Union[FrameFolderSource, VideoSource]
 
@@ -68,12 +67,6 @@ class DatasetFiles:
             resolved[folder] = resolved.get(folder) or Path(".")
         return cls(root=Path(root).expanduser() if root else None, media=media,
                    frame_template=frame_template, **resolved)
-
-    def for_split(self, split: str, kind: str) -> Optional[Path]:
-        """``kind`` ("annotations", "exclusions", "boxes") of ``split``."""
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split {split!r} (use 'train' or 'val')")
-        return getattr(self, f"{split}_{kind}")
 
     def existing(self, name: str, hint: str = "") -> Optional[Path]:
         """The path of the optional file ``name``: None when it is not configured (empty).

@@ -44,9 +44,6 @@ def test_required_and_optional_files_name_their_config_key(tmp_path):
         files.require("val_annotations")
     with pytest.raises(ConfigError, match="data.labelmap is empty"):
         files.require("labelmap")
-    assert files.for_split("train", "annotations") == tmp_path / "gt.csv"
-    with pytest.raises(ConfigError, match="split"):
-        files.for_split("test", "annotations")
     with pytest.raises(ConfigError, match="data.source"):
         DatasetFiles.resolve(tmp_path, media="hdf5")
 
