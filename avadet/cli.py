@@ -9,26 +9,12 @@ interrupt exits with 130.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from typing import Optional, Sequence
 
 from avadet.commands import COMMANDS, command_module
-
-_NO_SPACE = {e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e}
-
-
-def _disk_full_cause(exc: BaseException) -> Optional[OSError]:
-    """The full-disk ``OSError`` in ``exc``'s chain (itself, its cause or context), or None."""
-    seen: set[int] = set()
-    link: Optional[BaseException] = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        if isinstance(link, OSError) and link.errno in _NO_SPACE:
-            return link
-        link = link.__cause__ or link.__context__
-    return None
+from avadet.errors import disk_full_cause
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # A full disk or quota anywhere (a writer without its own message): the user's to fix,
         # so one line naming where, not a traceback through whichever library wrote. It may
         # hide behind the writer's own failure on its way out (an exception's context).
-        full = _disk_full_cause(exc)
+        full = disk_full_cause(exc)
         if full is None:
             raise
         where = os.path.dirname(os.path.abspath(full.filename)) if isinstance(full.filename, str) else None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Optional
+
+# The errnos of a full disk or an exhausted quota: the user's to fix, not a bug of ours.
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e)
 
 
 class AvadetError(Exception):
@@ -30,3 +34,16 @@ class WeightsUnavailable(AvadetError):
 
 class CheckpointError(AvadetError, ValueError):
     """A checkpoint cannot be read, or does not fit the model; the message lists the keys."""
+
+
+def disk_full_cause(exc: Optional[BaseException]) -> Optional[OSError]:
+    """The full-disk ``OSError`` that ``exc`` is or was raised while handling, if any: a
+    writer's clean-up often fails in turn and hides it (``torch.save``'s zip writer raises a
+    ``RuntimeError`` "unexpected pos" on its way out of an ``ENOSPC``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None

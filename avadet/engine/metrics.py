@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from avadet.errors import NO_SPACE_ERRNOS
 from avadet.io import atomic_write
-from avadet.io.atomic import NO_SPACE_ERRNOS
 
 METRIC_FIELDS = ["kind", "epoch", "iteration", "loss", "lr", "samples_per_s", "map", "time_s"]
 

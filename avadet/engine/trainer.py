@@ -52,10 +52,10 @@ from avadet.engine.state import (
     seed_everything,
 )
 from avadet.engine.step import train_step, training_loader
-from avadet.errors import AvadetError
+from avadet.errors import AvadetError, disk_full_cause
 from avadet.evaluation import EvalResult
 from avadet.io import atomic_write
-from avadet.io.atomic import DiskFull, disk_full, disk_full_cause
+from avadet.io.atomic import DiskFull, disk_full
 
 __all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged",
            "TrainingInterrupted", "run_loop", "train"]

@@ -16,30 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Optional, Union
 
-from avadet.errors import AvadetError
+from avadet.errors import AvadetError, disk_full_cause
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-# The errnos of a full disk or an exhausted quota: the user's to fix, not a bug of ours.
-NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e)
-
-
-def disk_full_cause(exc: Optional[BaseException]) -> Optional[OSError]:
-    """The full-disk ``OSError`` that ``exc`` is or was raised while handling, if any: a
-    writer's clean-up often fails in turn and hides it (``torch.save``'s zip writer raises a
-    ``RuntimeError`` "unexpected pos" on its way out of an ``ENOSPC``)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return disk_full_cause(exc) is not None
-
 
 class DiskFull(AvadetError, OSError):
     """Writing into ``folder`` failed for lack of space (or quota). Still an ``OSError``
