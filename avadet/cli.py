@@ -17,6 +17,15 @@ from avadet.commands import COMMANDS, command_module
 from avadet.errors import disk_full_cause
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser whose usage errors are one line, like every other error:
+    ``avadet COMMAND: error: ... (see avadet COMMAND --help)``, exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: ``--help`` lists every command with its one-line help."""
     from avadet import __version__
@@ -43,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if not argv else 2
     name = argv[0]
     module = command_module(name)
-    cmd_parser = argparse.ArgumentParser(prog=f"avadet {name}", description=COMMANDS[name])
+    cmd_parser = CommandParser(prog=f"avadet {name}", description=COMMANDS[name])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
     from avadet.errors import AvadetError

@@ -114,3 +114,14 @@ def test_train_with_missing_real_data_gets_no_synthetic_hint(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "make-synthetic" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["eval"], ["detect", "v.mp4", "--checkpoint", "c", "--out", "o",
+                                           "--interval", "nan"], ["train", "--nope"]])
+def test_a_usage_error_is_one_line_naming_the_command(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"avadet {argv[0]}: error: ")
+    assert f"(see avadet {argv[0]} --help)" in err
