@@ -71,6 +71,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # so one line naming where, not a traceback through whichever library wrote. It may
         # hide behind the writer's own failure on its way out (an exception's context).
         full = disk_full_cause(exc)
+        if full is None and isinstance(exc, OSError) and exc.filename:
+            # A path the user gave that the OS refuses (not a folder, a folder, no access):
+            # the OS's own words and the path are the message.
+            print(f"avadet {name}: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         if full is None:
             raise
         where = os.path.dirname(os.path.abspath(full.filename)) if isinstance(full.filename, str) else None

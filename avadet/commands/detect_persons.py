@@ -33,12 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from avadet.api._logs import log_to_file
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with log_to_file(out.with_name(out.name + ".log")), weights_hint():
-        cfg = api.load_config(args.config, args.overrides)
+    # The config and the detector first: a run that cannot start leaves no files behind.
+    cfg = api.load_config(args.config, args.overrides)
+    with weights_hint():
         detector = detector_choice(args).build(score_threshold=args.person_threshold,
                                                device=args.device)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with log_to_file(out.with_name(out.name + ".log")):
         logger.info("detect-persons: %s split of %s, %s keyframes, %s, threshold %s",
                     args.split, args.config, args.keyframes, detector.describe(),
                     args.person_threshold)

@@ -32,7 +32,12 @@ def list_videos(folder: PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise AvadetError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    videos = sorted(p for p in folder.iterdir()
+                    if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        # Nothing to do is almost always a wrong path: say so rather than succeed on nothing.
+        raise AvadetError(f"{folder}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return videos
 
 
 def cut_video(
