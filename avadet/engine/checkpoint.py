@@ -47,7 +47,7 @@ from torch import nn
 
 from avadet.config import Config, config_from_dict, config_to_dict
 from avadet.errors import AvadetError, CheckpointError
-from avadet.models.checkpoint import check_model_size
+from avadet.models.checkpoint import check_model_size, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def read_training_checkpoint(path: PathLike) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, not a torch file, disallowed pickle globals
-        raise CheckpointError(f"{path}: cannot be read as an avadet checkpoint: {exc}") from None
+        raise CheckpointError(f"{path}: cannot be read as an avadet checkpoint: {one_line(exc)}") from None
     if not isinstance(obj, dict) or "avadet_checkpoint" not in obj:
         raise CheckpointError(
             f"{path}: not an avadet training checkpoint (no 'avadet_checkpoint' key); "
@@ -197,7 +197,7 @@ def _check_checksum(obj: dict[str, Any], path: Path) -> None:
     try:
         actual = tensors_sha256(obj)
     except (RecursionError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: its tensors cannot be checksummed: {exc}") from None
+        raise CheckpointError(f"{path}: its tensors cannot be checksummed: {one_line(exc)}") from None
     if actual != recorded:
         raise CheckpointError(
             f"{path}: damaged: the sha256 of its tensors differs from the one recorded when it "
@@ -213,6 +213,24 @@ def _check_finite(model_state: dict[str, torch.Tensor], path: Path) -> None:
             f"{path}: non-finite weights (NaN or inf) in {', '.join(bad[:3])}"
             f"{' ...' if len(bad) > 3 else ''}; refusing to load them"
         )
+
+
+def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, Any]) -> Optional[str]:
+    """What keeps ``state`` from loading into a model whose state dict is ``own``, on one line
+    (missing, unexpected and shape-mismatched keys), or None."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    parts = [
+        f"{label}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+        if keys
+    ]
+    return "; ".join(parts) or None
 
 
 def latest_checkpoint(output_dir: PathLike) -> Optional[Path]:
@@ -292,30 +310,17 @@ def load_trained_model(
     try:
         cfg = config_from_dict(obj["config"])
     except (AvadetError, TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise CheckpointError(f"{checkpoint}: its config does not load: {exc}") from None
+        raise CheckpointError(f"{checkpoint}: its config does not load: {one_line(exc)}") from None
     check_model_size(cfg.model, str(checkpoint))  # before anything is allocated
     model = build_model(cfg)
-    own = model.state_dict()
     state = obj["model_state"]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        parts = [
-            f"{label}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape mismatch", mismatched),
-            )
-            if keys
-        ]
-        raise CheckpointError(f"{checkpoint}: weights do not fit its model config; " + "; ".join(parts))
-    model.load_state_dict(state)
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{checkpoint}: weights do not fit its model config; {problem}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # a dtype torch cannot copy: one line of torch's message
+        raise CheckpointError(f"{checkpoint}: weights do not load: {one_line(exc)}") from None
     class_ids = [int(c) for c in obj["class_ids"]]
     if len(class_ids) != cfg.model.num_classes:
         raise CheckpointError(

@@ -32,7 +32,13 @@ from torch import nn
 from avadet.config import Config, SolverConfig
 from avadet.data import AvaDataset
 from avadet.engine.build import build_dataset
-from avadet.engine.checkpoint import latest_checkpoint, read_training_checkpoint, save_checkpoint
+from avadet.engine.checkpoint import (
+    latest_checkpoint,
+    one_line,
+    read_training_checkpoint,
+    save_checkpoint,
+    state_dict_mismatch,
+)
 from avadet.engine.distributed import DistInfo, all_gather_objects, broadcast_object
 from avadet.engine.sampler import SeedPlanBatchSampler
 from avadet.engine.solver import action_loss_sum, build_optimizer, check_solver, scheduled_lr
@@ -459,12 +465,13 @@ def check_resume_fields(state: TrainState, checkpoint: dict, path: Path) -> None
     if "lr" in scheduler and not (_is_number(scheduler["lr"]) and scheduler["lr"] >= 0):
         raise _field_error(path, "scheduler_state.lr", f"must be a finite number >= 0, got {str(scheduler['lr'])[:40]}")
     scaler = checkpoint.get("scaler_state")
-    if scaler:
+    if scaler is not None:
         _check_type(scaler, (dict,), path, "scaler_state")
         for key, value in scaler.items():
             if not _is_number(value):
                 raise _field_error(path, f"scaler_state.{key}", "must be a finite number")
-    rng_states = checkpoint.get("rng_state") or []
+    rng_states = checkpoint.get("rng_state")
+    rng_states = [] if rng_states is None else rng_states
     _check_type(rng_states, (list, tuple), path, "rng_state")
     for i, rng in enumerate(rng_states):
         _check_rng_state(rng, path, f"rng_state[{i}]", state.device)
@@ -484,21 +491,24 @@ def resume_state(state: TrainState, checkpoint: dict, path: Path) -> None:
             f"this config gives {per_epoch} (the training set or solver.batch_size changed); "
             "start a new train.output_dir"
         )
+    problem = state_dict_mismatch(state.model.state_dict(), checkpoint["model_state"])
+    if problem:
+        raise CheckpointError(f"{path}: does not fit this model config; {problem}")
     try:
         state.model.load_state_dict(checkpoint["model_state"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: does not fit this model config: {exc}") from None
+    except RuntimeError as exc:  # a dtype torch cannot copy: one line of torch's message
+        raise CheckpointError(f"{path}: does not fit this model config: {one_line(exc)}") from None
     # The fields are checked; what torch still refuses is named, not a traceback.
     try:
         state.optimizer.load_state_dict(checkpoint["optimizer_state"])
         if checkpoint.get("scaler_state"):
             state.scaler.load_state_dict(checkpoint["scaler_state"])
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: optimizer_state/scaler_state do not load: {exc}") from None
+        raise CheckpointError(f"{path}: optimizer_state/scaler_state do not load: {one_line(exc)}") from None
     state.iteration = int(checkpoint["iteration"])
     state.lr = float(checkpoint.get("scheduler_state", {}).get("lr", state.lr))
     state.last_checkpoint = path
-    rng_states = checkpoint.get("rng_state") or []
+    rng_states = checkpoint.get("rng_state") or []  # checked: None or a list
     if len(rng_states) == info.world_size:
         restore_rng_state(rng_states[info.rank], state.device)
     else:

@@ -69,6 +69,13 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s message on one line (torch's, NumPy's and the config reader's can span
+    several), cut at ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _clip(items: list[str], limit: int = 12) -> str:
     more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
@@ -261,10 +268,10 @@ def _restricted_unpickle(data: bytes, path: str) -> Any:
         except UnicodeDecodeError as exc:
             last = exc
         except pickle.UnpicklingError as exc:
-            raise CheckpointError(f"{path}: unsafe or invalid pickle: {exc}") from None
+            raise CheckpointError(f"{path}: unsafe or invalid pickle: {one_line(exc)}") from None
         except Exception as exc:  # truncated or corrupt files raise many kinds of errors
-            raise CheckpointError(f"{path}: cannot read pickle: {exc}") from None
-    raise CheckpointError(f"{path}: cannot decode pickle: {last}")
+            raise CheckpointError(f"{path}: cannot read pickle: {one_line(exc)}") from None
+    raise CheckpointError(f"{path}: cannot decode pickle: {one_line(last) if last else last}")
 
 
 def read_checkpoint(path: Union[str, Path]) -> tuple[str, Any]:
@@ -292,7 +299,7 @@ def _torch_load(data: bytes, path: str) -> Any:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: torch.load(weights_only=True) failed: {exc}") from None
+        raise CheckpointError(f"{path}: torch.load(weights_only=True) failed: {one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -610,9 +617,9 @@ def check_model_size(
     try:
         count = count_model_parameters(cfg)
     except AvadetError as exc:
-        raise error(f"{where}: {exc}") from None
+        raise error(f"{where}: {one_line(exc)}") from None
     except (ValueError, TypeError, RuntimeError, OverflowError, IndexError, MemoryError) as exc:
-        raise error(f"{where}: model config cannot be built: {exc}") from None
+        raise error(f"{where}: model config cannot be built: {one_line(exc)}") from None
     if count > MAX_MODEL_PARAMETERS:
         raise error(
             f"{where}: model config asks for {count:,} parameters, more than avadet builds "
@@ -636,7 +643,7 @@ def model_config_from_checkpoint(path: Union[str, Path]) -> ModelConfig:
             if isinstance(obj.get("model_config"), dict):
                 return _from_dict(ModelConfig, obj["model_config"], "model_config")
         except (AvadetError, TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise CheckpointError(f"{path}: its architecture does not load: {exc}") from None
+            raise CheckpointError(f"{path}: its architecture does not load: {one_line(exc)}") from None
     raise CheckpointError(f"{path}: records no architecture (no PySlowFast 'cfg' / 'model_config')")
 
 

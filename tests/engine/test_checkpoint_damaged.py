@@ -153,6 +153,12 @@ RESUME_CASES: dict[str, tuple[Edit, str]] = {
     "rng_python_version": (_rng(lambda r: r.update(python=(9,) + tuple(r["python"][1:]))), "field 'rng_state[0].python[0]'"),
     "rng_missing": (_rng(lambda r: r.pop("python")), "field 'rng_state[0].python'"),
     "scaler_str": (_set("scaler_state", {"scale": "big"}), "field 'scaler_state.scale'"),
+    "scaler_tensor": (_set("scaler_state", torch.zeros(2)), "field 'scaler_state'"),
+    "rng_tensor": (_set("rng_state", torch.zeros(3)), "field 'rng_state'"),
+    "weight_wrong_shape": (lambda o: o["model_state"].update({"head.projection.bias": torch.zeros(3)}),
+                           "shape mismatch: head.projection.bias (3,) vs model (8,)"),
+    "weight_missing": (lambda o: o["model_state"].pop("backbone.fast_stem.bn.running_mean"),
+                       "missing: backbone.fast_stem.bn.running_mean"),
 }
 
 
