@@ -96,7 +96,7 @@ def tensors_sha256(checkpoint: dict[str, Any]) -> str:
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{where}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
         # Bytes through a uint8 view: numpy has no bfloat16.
-        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        digest.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")
     return digest.hexdigest()
 
 
@@ -155,7 +155,9 @@ def read_training_checkpoint(path: PathLike) -> dict[str, Any]:
             f"{path}: not an avadet training checkpoint (no 'avadet_checkpoint' key); "
             "load public PySlowFast/Caffe2/pytorchvideo weights with train.init_checkpoint"
         )
-    if int(obj["avadet_checkpoint"]) > FORMAT_VERSION:
+    if type(obj["avadet_checkpoint"]) is not int:
+        raise CheckpointError(f"{path}: field 'avadet_checkpoint' must be an integer (the format version)")
+    if obj["avadet_checkpoint"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {obj['avadet_checkpoint']} is newer than this avadet "
             f"reads ({FORMAT_VERSION}); upgrade avadet"

@@ -120,6 +120,7 @@ def _adamw_groups(opt: dict) -> None:
 
 # name -> (edit, the field the message must name)
 RESUME_CASES: dict[str, tuple[Edit, str]] = {
+    "format_version_str": (_set("avadet_checkpoint", "1"), "field 'avadet_checkpoint'"),
     "iteration_negative": (_set("iteration", -5), "field 'iteration'"),
     "iteration_str": (_set("iteration", "3"), "field 'iteration'"),
     "iteration_float": (_set("iteration", 2.5), "field 'iteration'"),
