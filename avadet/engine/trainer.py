@@ -31,7 +31,13 @@ from tqdm import tqdm
 from avadet.config import Config, config_to_dict, dump_config
 from avadet.engine.actions import Action, Evaluate, build_actions, evaluation_period, every
 from avadet.engine.build import dataset_files
-from avadet.engine.checkpoint import FINAL_NAME, checkpoint_dir, latest_checkpoint
+from avadet.engine.checkpoint import (
+    FINAL_NAME,
+    checkpoint_dir,
+    latest_checkpoint,
+    remove_stale_temporaries,
+    write_final_checkpoint,
+)
 from avadet.engine.distributed import (
     DistInfo,
     barrier,
@@ -209,6 +215,9 @@ def _prepare_output_dir(out: Path, *, resume: bool, overwrite: bool, info: DistI
 def _run(
     cfg: Config, info: DistInfo, out: Path, metrics: MetricsLog, *, resume: bool, loss_fn: LossFn
 ) -> TrainResult:
+    if info.is_main:
+        for path in remove_stale_temporaries(out):
+            logger.info("removed %s, left by an interrupted save", path)
     found = read_resume_checkpoint(out, info) if resume else None
     state = build_state(
         cfg, info, init_checkpoint=cfg.train.init_checkpoint if found is None else None,
@@ -303,8 +312,12 @@ def _already_trained(state: TrainState, out: Path, metrics: MetricsLog) -> Train
         logger.info("%s", message)
     state.note(message)
     assert state.last_checkpoint is not None  # resumed from it
-    checkpoint = final if final.is_file() else state.last_checkpoint
-    return TrainResult(out, checkpoint, metrics.path, None, state.iteration, state.notes)
+    if state.info.is_main and not final.is_file():
+        # A kill during the final copy of an earlier run: the last checkpoint is the model.
+        write_final_checkpoint(state.last_checkpoint, out)
+        logger.info("wrote the missing %s from %s", final, state.last_checkpoint)
+    barrier(state.info)
+    return TrainResult(out, final, metrics.path, None, state.iteration, state.notes)
 
 
 def _finish(state: TrainState, out: Path, metrics: MetricsLog) -> TrainResult:
@@ -312,9 +325,7 @@ def _finish(state: TrainState, out: Path, metrics: MetricsLog) -> TrainResult:
     final = checkpoint_dir(out) / FINAL_NAME
     if state.info.is_main:
         assert state.last_checkpoint is not None
-        tmp = final.with_name(f".{FINAL_NAME}.tmp")
-        shutil.copyfile(state.last_checkpoint, tmp)
-        tmp.replace(final)
+        write_final_checkpoint(state.last_checkpoint, out)
         logger.info("training done: %s", final)
         result = state.eval_result
         score = f"; frame-mAP {result.map:.4f}" if result is not None else ""

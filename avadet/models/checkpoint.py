@@ -12,7 +12,6 @@ fails with :class:`~avadet.errors.CheckpointError` naming the keys.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import io
 import pickle
 import re
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 from avadet.config import ModelConfig
-from avadet.errors import CheckpointError
+from avadet.errors import AvadetError, CheckpointError
 
 SOURCES = ("auto", "avadet", "pyslowfast", "caffe2", "pytorchvideo")
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -70,6 +69,13 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s message on one line (torch's, NumPy's and the config reader's can span
+    several), cut at ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _clip(items: list[str], limit: int = 12) -> str:
     more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
@@ -80,48 +86,192 @@ def _clip(items: list[str], limit: int = 12) -> str:
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that can only rebuild numpy arrays, dtypes and scalars."""
+    """Unpickler that can only rebuild numeric numpy arrays, their dtypes and scalars.
 
-    ALLOWED = {
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
+    NumPy's own reconstructors trust the pickle: an object dtype rebuilds arbitrary Python
+    objects, and a data buffer shorter than the shape needs makes NumPy read past its end
+    (a crash, not an error). So every numpy global resolves to a stand-in of this module
+    instead: dtypes are limited to the numeric ones torch can hold, and each array's byte
+    length is checked against its shape and dtype before any array exists. An array is only
+    as large as the bytes the file holds, so no shape can make it allocate more.
+    """
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
+        found = _SAFE_GLOBALS.get((module, name))
+        if found is None:
             raise pickle.UnpicklingError(
                 f"refusing to load global '{module}.{name}': only numpy arrays are allowed"
             )
-        if module.startswith("numpy.core."):
-            # NumPy 2 moved numpy.core to numpy._core (Python-2-era Caffe2 files use the old one).
-            module = "numpy._core." + module[len("numpy.core.") :]
-            try:
-                importlib.import_module(module)
-            except ImportError:  # NumPy 1
-                module = "numpy.core." + module[len("numpy._core.") :]
-        return getattr(importlib.import_module(module), name)
+        return found
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refusing persistent ids in a plain pickle")
+
+
+# The numeric dtypes a Caffe2 blob may have: what torch.from_numpy accepts.
+_ARRAY_DTYPES = frozenset(
+    np.dtype(name)
+    for name in ("bool", "int8", "int16", "int32", "int64", "uint8",
+                 "float16", "float32", "float64", "complex64", "complex128")
+)
+_DTYPE_NAME = re.compile(r"[<>|=]?(?:b1|\?|[iu][1248]|f[248]|c(?:8|16))")
+_MAX_NDIM = 32
+
+
+def _text(value: Any, what: str) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("latin1")
+    if not isinstance(value, str):
+        raise pickle.UnpicklingError(f"{what} is a {type(value).__name__}, not text")
+    return value
+
+
+def _raw_bytes(value: Any, what: str) -> bytes:
+    # Python-2 pickles read with encoding="latin1" hold the bytes as a latin-1 str.
+    if isinstance(value, str):
+        return value.encode("latin1")
+    if not isinstance(value, bytes):
+        raise pickle.UnpicklingError(f"{what} is a {type(value).__name__}, not bytes")
+    return value
+
+
+class _PickledDtype:
+    """Stand-in for ``numpy.dtype(name, align, copy)`` plus its BUILD state (byte order)."""
+
+    def __init__(self, name: Any, align: Any = False, copy: Any = False) -> None:
+        text = _text(name, "a dtype name")
+        if not _DTYPE_NAME.fullmatch(text):
+            raise pickle.UnpicklingError(f"refusing dtype {text[:40]!r}: only numeric arrays are allowed")
+        self.dtype = np.dtype(text)
+        if self.dtype not in _ARRAY_DTYPES and self.dtype.newbyteorder("=") not in _ARRAY_DTYPES:
+            raise pickle.UnpicklingError(f"refusing dtype {text!r}: not a dtype torch can hold")
+
+    def __setstate__(self, state: Any) -> None:
+        # numpy's state: (version, byteorder, subarray, names, fields, elsize, alignment, flags)
+        if not isinstance(state, tuple) or len(state) not in (8, 9) or state[0] not in (3, 4):
+            raise pickle.UnpicklingError("invalid dtype state")
+        if any(part is not None for part in state[2:5]):
+            raise pickle.UnpicklingError("refusing a structured or subarray dtype")
+        order = _text(state[1], "a dtype byte order")
+        if order not in ("<", ">", "|", "="):
+            raise pickle.UnpicklingError(f"invalid dtype byte order {order[:8]!r}")
+        if order != "|":
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+def _dtype_of(value: Any) -> np.dtype:
+    if not isinstance(value, _PickledDtype):
+        raise pickle.UnpicklingError(f"an array's dtype is a {type(value).__name__}, not a dtype")
+    return value.dtype
+
+
+class _NdarrayClass:
+    """Stand-in for ``numpy.ndarray`` as an argument of ``_reconstruct``; never called."""
+
+
+class _PickledArray:
+    """Stand-in for ``numpy._core.multiarray._reconstruct(ndarray, ...)``: the array itself
+    is made in ``__setstate__`` (pickle's BUILD), after its shape, dtype and bytes agree."""
+
+    def __init__(self, cls: Any, shape: Any = None, typecode: Any = None) -> None:
+        if cls is not _NdarrayClass:
+            raise pickle.UnpicklingError("_reconstruct of something other than numpy.ndarray")
+        self.array: Optional[np.ndarray] = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("invalid array state")
+        shape, dtype_spec, fortran, raw = state[-4:]
+        dtype = _dtype_of(dtype_spec)
+        if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM or not all(
+            type(n) is int and n >= 0 for n in shape
+        ):
+            raise pickle.UnpicklingError(f"invalid array shape {str(shape)[:60]}")
+        if not isinstance(fortran, (bool, int)):
+            raise pickle.UnpicklingError("invalid array order flag")
+        data = _raw_bytes(raw, "an array's data")
+        # Python ints: the product of a crafted shape cannot overflow.
+        count = 1
+        for n in shape:
+            count *= n
+        if count * dtype.itemsize != len(data):
+            raise pickle.UnpicklingError(
+                f"array of shape {shape} and dtype {dtype.str} needs {count * dtype.itemsize} "
+                f"bytes, the file holds {len(data)}"
+            )
+        flat = np.frombuffer(data, dtype=dtype) if count else np.zeros(0, dtype=dtype)
+        # Native byte order: torch.from_numpy refuses the other one.
+        flat = flat.astype(dtype.newbyteorder("="), copy=True)
+        self.array = flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _pickled_scalar(dtype_spec: Any, raw: Any) -> Any:
+    """Stand-in for ``numpy._core.multiarray.scalar(dtype, bytes)``."""
+    dtype = _dtype_of(dtype_spec)
+    data = _raw_bytes(raw, "a scalar's data")
+    if len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"a {dtype.str} scalar of {len(data)} bytes")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    """Stand-in for ``_codecs.encode``: protocol 2 stores bytes as latin-1 text."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refusing _codecs.encode other than str -> latin1")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """Stand-in for ``bytes()``: protocol 2 pickles ``b""`` (an empty array's data) so."""
+    if args:
+        raise pickle.UnpicklingError("refusing bytes() with arguments")
+    return b""
+
+
+_SAFE_GLOBALS: dict[tuple[str, str], Any] = {
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
+    **{(m, "_reconstruct"): _PickledArray for m in ("numpy._core.multiarray", "numpy.core.multiarray")},
+    **{(m, "scalar"): _pickled_scalar for m in ("numpy._core.multiarray", "numpy.core.multiarray")},
+    ("numpy", "ndarray"): _NdarrayClass,
+    ("numpy", "dtype"): _PickledDtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+def _resolved(value: Any) -> Any:
+    """``value`` with a finished stand-in array replaced by the array (others stay as they
+    are and are refused as "not an array" by their reader)."""
+    if isinstance(value, _PickledArray) and getattr(value, "array", None) is not None:
+        return value.array
+    return value
+
+
+def _resolve_arrays(obj: Any) -> Any:
+    # Only where read_checkpoint looks: the top level and its "blobs" dict.
+    obj = _resolved(obj)
+    if isinstance(obj, dict):
+        for key, value in list(obj.items()):
+            obj[key] = _resolved(value)
+        blobs = obj.get("blobs")
+        if isinstance(blobs, dict):
+            for key, value in list(blobs.items()):
+                blobs[key] = _resolved(value)
+    return obj
 
 
 def _restricted_unpickle(data: bytes, path: str) -> Any:
     last: Optional[Exception] = None
     for encoding in ("ASCII", "latin1"):  # latin1 for Python-2 pickles of numpy arrays
         try:
-            return _ArrayUnpickler(io.BytesIO(data), encoding=encoding).load()
+            return _resolve_arrays(_ArrayUnpickler(io.BytesIO(data), encoding=encoding).load())
         except UnicodeDecodeError as exc:
             last = exc
         except pickle.UnpicklingError as exc:
-            raise CheckpointError(f"{path}: unsafe or invalid pickle: {exc}") from None
+            raise CheckpointError(f"{path}: unsafe or invalid pickle: {one_line(exc)}") from None
         except Exception as exc:  # truncated or corrupt files raise many kinds of errors
-            raise CheckpointError(f"{path}: cannot read pickle: {exc}") from None
-    raise CheckpointError(f"{path}: cannot decode pickle: {last}")
+            raise CheckpointError(f"{path}: cannot read pickle: {one_line(exc)}") from None
+    raise CheckpointError(f"{path}: cannot decode pickle: {one_line(last) if last else last}")
 
 
 def read_checkpoint(path: Union[str, Path]) -> tuple[str, Any]:
@@ -149,7 +299,7 @@ def _torch_load(data: bytes, path: str) -> Any:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: torch.load(weights_only=True) failed: {exc}") from None
+        raise CheckpointError(f"{path}: torch.load(weights_only=True) failed: {one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,6 +585,49 @@ def _apply(
     report.loaded = sorted(matched)
 
 
+# The largest model a checkpoint or a config may ask for, in parameters: about twice
+# SlowFast 32x2 R101 50_50 (59,342,488 parameters with 80 classes), the largest published
+# model. A crafted config (width_per_group 100000, num_classes 10**9) would otherwise allocate
+# terabytes before any weight is checked.
+MAX_MODEL_PARAMETERS = 120_000_000
+# Structure settings that make modules, not tensors: counted before the (cheap) meta build.
+_MAX_LIST_ITEMS = 256
+
+
+def count_model_parameters(cfg: ModelConfig) -> int:
+    """The number of parameters ``build_model(cfg)`` would allocate, counted on the meta
+    device (shapes only, no memory, no draw from the random generators)."""
+    from avadet.models.build import build_model
+
+    with torch.device("meta"):
+        model = build_model(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_model_size(
+    cfg: ModelConfig, where: str, error: type[AvadetError] = CheckpointError
+) -> int:
+    """Raise ``error`` (one line starting with ``where``) if ``cfg`` describes a model of more
+    than :data:`MAX_MODEL_PARAMETERS` parameters, or one that cannot be built; else return
+    its parameter count."""
+    lists = [v for v in dataclasses.astuple(cfg) if isinstance(v, list)]
+    items = sum(len(v) + sum(len(x) for x in v if isinstance(x, list)) for v in lists)
+    if items > _MAX_LIST_ITEMS:
+        raise error(f"{where}: model config lists {items} kernel/non-local entries (at most {_MAX_LIST_ITEMS})")
+    try:
+        count = count_model_parameters(cfg)
+    except AvadetError as exc:
+        raise error(f"{where}: {one_line(exc)}") from None
+    except (ValueError, TypeError, RuntimeError, OverflowError, IndexError, MemoryError) as exc:
+        raise error(f"{where}: model config cannot be built: {one_line(exc)}") from None
+    if count > MAX_MODEL_PARAMETERS:
+        raise error(
+            f"{where}: model config asks for {count:,} parameters, more than avadet builds "
+            f"({MAX_MODEL_PARAMETERS:,}, about 2x SlowFast R101 50_50); refusing to build it"
+        )
+    return count
+
+
 def model_config_from_checkpoint(path: Union[str, Path]) -> ModelConfig:
     """The architecture a checkpoint records: PySlowFast's ``cfg`` YAML or avadet's
     ``model_config`` dict. Caffe2 pickles and pytorchvideo state dicts record none."""
@@ -443,10 +636,14 @@ def model_config_from_checkpoint(path: Union[str, Path]) -> ModelConfig:
 
     kind, obj = read_checkpoint(path)
     if kind == "torch" and isinstance(obj, dict):
-        if isinstance(obj.get("cfg"), str):
-            return config_from_pyslowfast_cfg(obj["cfg"])
-        if isinstance(obj.get("model_config"), dict):
-            return _from_dict(ModelConfig, obj["model_config"], "model_config")
+        # A crafted config's wrong types surface as TypeError/ValueError deep in the readers.
+        try:
+            if isinstance(obj.get("cfg"), str):
+                return config_from_pyslowfast_cfg(obj["cfg"])
+            if isinstance(obj.get("model_config"), dict):
+                return _from_dict(ModelConfig, obj["model_config"], "model_config")
+        except (AvadetError, TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: its architecture does not load: {one_line(exc)}") from None
     raise CheckpointError(f"{path}: records no architecture (no PySlowFast 'cfg' / 'model_config')")
 
 
@@ -462,6 +659,7 @@ def build_model_from_checkpoint(
     cfg = model_config_from_checkpoint(path)
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
+    check_model_size(cfg, str(path))  # before anything is allocated
     model = build_model(cfg)
     report = load_checkpoint(model, path, strict=strict)
     return model, report

@@ -14,6 +14,7 @@ from avadet.engine.checkpoint import (
     load_trained_model,
     read_training_checkpoint,
     save_checkpoint,
+    tensors_sha256,
 )
 from avadet.errors import CheckpointError
 from avadet.models import build_model, build_model_from_checkpoint
@@ -80,6 +81,7 @@ def test_weights_that_do_not_fit_name_the_keys(tmp_path):
     obj = torch.load(path, weights_only=True)
     del obj["model_state"]["head.projection.bias"]
     obj["model_state"]["head.extra"] = torch.zeros(1)
+    obj["tensors_sha256"] = tensors_sha256(obj)  # a consistent file, of another model
     torch.save(obj, path)
     with pytest.raises(CheckpointError, match=r"missing: head.projection.bias.*unexpected: head.extra"):
         load_trained_model(path)
