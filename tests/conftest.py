@@ -9,6 +9,7 @@ same count within the test, which this gives.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -32,3 +33,16 @@ def _torch_threads():
     torch.set_num_threads(cpu_threads())
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Commands run in-process configure logging as a command line does (``basicConfig``, a
+    level on ``avadet``): undo it, so that one test's console handler does not add lines to
+    the stderr another test counts."""
+    root, package = logging.getLogger(), logging.getLogger("avadet")
+    saved = (list(root.handlers), root.level, list(package.handlers), package.level)
+    yield
+    root.handlers[:], package.handlers[:] = saved[0], saved[2]
+    root.setLevel(saved[1])
+    package.setLevel(saved[3])
