@@ -113,6 +113,46 @@ def _marker_problem(path: str, size: int) -> str:
     return _jpeg_problem(head, tail)
 
 
+def _check_markers(facts: MediaFacts, names: dict, *, skip: set, empty: set) -> None:
+    """Every frame file not in ``skip`` (decoded later) or ``empty``: its JPEG markers."""
+    for number, entry in sorted(names.items()):
+        if number in skip or entry.name in empty:
+            continue
+        try:
+            size = entry.stat().st_size
+        except OSError:
+            continue  # counted as empty already
+        problem = _marker_problem(entry.path, size)
+        facts.markers_checked += 1
+        if problem:
+            facts.corrupt.append((entry.name, problem))
+
+
+def _decode_sampled(facts: MediaFacts, names: dict, sampled: list, *, empty: set) -> None:
+    """Decode the ``sampled`` frame numbers whole; note their sizes and any problem."""
+    for number in sampled:
+        entry = names.get(number)
+        if entry is None or entry.name in empty:
+            continue
+        try:
+            data = Path(entry.path).read_bytes()
+        except OSError as exc:
+            facts.corrupt.append((entry.name, f"unreadable: {exc.strerror or exc}"))
+            continue
+        problem = _jpeg_problem(data)
+        image = None
+        if not problem:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                problem = "cannot decode image"
+        facts.decoded += 1
+        facts.markers_checked += 1
+        if problem:
+            facts.corrupt.append((entry.name, problem))
+            continue
+        facts.sizes.setdefault(image.shape[:2], entry.name)
+
+
 def inspect_frames(
     source: FrameFolderSource, video_id: str, *, sample: int = DEFAULT_SAMPLE,
     full_scan: bool = False,
@@ -161,42 +201,11 @@ def inspect_frames(
         except OSError:
             facts.empty_files.append(entry.name)
     facts.empty_files.sort()
-    empty = set(facts.empty_files)
     sampled = _sample_numbers(top, 0 if full_scan else sample).tolist()
+    empty = set(facts.empty_files)
     if not full_scan:  # the decoded ones are checked whole below
-        skip = set(sampled)
-        for number, entry in sorted(names.items()):
-            if number in skip or entry.name in empty:
-                continue
-            try:
-                size = entry.stat().st_size
-            except OSError:
-                continue  # counted as empty above
-            problem = _marker_problem(entry.path, size)
-            facts.markers_checked += 1
-            if problem:
-                facts.corrupt.append((entry.name, problem))
-    for number in sampled:
-        entry = names.get(number)
-        if entry is None or entry.name in empty:
-            continue
-        try:
-            data = Path(entry.path).read_bytes()
-        except OSError as exc:
-            facts.corrupt.append((entry.name, f"unreadable: {exc.strerror or exc}"))
-            continue
-        problem = _jpeg_problem(data)
-        image = None
-        if not problem:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                problem = "cannot decode image"
-        facts.decoded += 1
-        facts.markers_checked += 1
-        if problem:
-            facts.corrupt.append((entry.name, problem))
-            continue
-        facts.sizes.setdefault(image.shape[:2], entry.name)
+        _check_markers(facts, names, skip=set(sampled), empty=empty)
+    _decode_sampled(facts, names, sampled, empty=empty)
     facts.corrupt.sort()
     return facts
 
