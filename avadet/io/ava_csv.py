@@ -253,6 +253,14 @@ def read_person_boxes(path: PathLike, *, min_score: Optional[float] = None) -> p
     return df
 
 
+def _column_count_error(path: Path, exc: Exception, expected: str) -> FormatError:
+    """pandas' "Expected N fields in line L, saw M" as one line naming the file and line."""
+    match = re.search(r"line (\d+), saw (\d+)", str(exc))
+    line = int(match.group(1)) if match else None
+    found = f", found {match.group(2)}" if match else ""
+    return FormatError(path, f"expected {expected}{found}", line=line)
+
+
 def read_exclusions(path: PathLike) -> pd.DataFrame:
     """Excluded keyframes: ``video_id, timestamp`` rows (AVA's excluded-timestamps CSV).
 
@@ -273,10 +281,7 @@ def read_exclusions(path: PathLike) -> pd.DataFrame:
         raise_utf8_error(path)
         raise  # unreachable
     except pd.errors.ParserError as exc:
-        match = re.search(r"line (\d+), saw (\d+)", str(exc))
-        line = int(match.group(1)) if match else None
-        found = f", found {match.group(2)}" if match else ""
-        raise FormatError(path, f"expected 2 columns: video_id,timestamp{found}", line=line) from None
+        raise _column_count_error(path, exc, "2 columns: video_id,timestamp") from None
     extra = df["extra"].notna().to_numpy()
     if extra.any():
         row = int(np.argmax(extra))
@@ -317,9 +322,7 @@ def read_frame_list(path: PathLike) -> pd.DataFrame:
         raise_utf8_error(path)
         raise  # unreachable
     except pd.errors.ParserError as exc:
-        match = re.search(r"line (\d+), saw (\d+)", str(exc))
-        line = int(match.group(1)) if match else None
-        raise FormatError(path, "expected 5 space-separated columns", line=line) from None
+        raise _column_count_error(path, exc, "5 space-separated columns") from None
     except ValueError as exc:
         raise FormatError(path, f"cannot parse the frame list: {_first_line(exc)}") from None
     if df.shape[1] != 5:
