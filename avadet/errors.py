@@ -47,3 +47,10 @@ def disk_full_cause(exc: Optional[BaseException]) -> Optional[OSError]:
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``exc``'s message on one line (torch's, NumPy's and the config reader's can span
+    several), cut at ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

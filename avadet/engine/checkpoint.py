@@ -46,9 +46,9 @@ import torch
 from torch import nn
 
 from avadet.config import Config, config_from_dict, config_to_dict
-from avadet.errors import AvadetError, CheckpointError
+from avadet.errors import AvadetError, CheckpointError, one_line
 from avadet.io.atomic import publish_mode
-from avadet.models.checkpoint import check_model_size, one_line
+from avadet.models.checkpoint import check_model_size
 
 logger = logging.getLogger(__name__)
 

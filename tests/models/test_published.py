@@ -26,7 +26,7 @@ from avadet.models import (
     slowfast_32x2_r101_50_50,
     slowfast_r50_detection,
 )
-from avadet.models.checkpoint import _pytorchvideo_key
+from avadet.models.checkpoint_keys import _pytorchvideo_key
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "ava"
 BUILDER_OF_YAML: dict[str, Callable[..., ActionModel]] = {
