@@ -330,3 +330,18 @@ def test_a_weights_only_file_saved_by_save_checkpoint_round_trips(make_state, tm
     model, _, class_ids = load_trained_model(path)
     assert class_ids == state.class_ids
     assert all(torch.equal(v, state.model.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+# The fields inference reads (avadet test and avadet detect read no training state: a foreign
+# optimiser or RNG state does not concern them and is checked on resume above).
+INFERENCE_CASES = ["format_version_str", "model_state_list", "model_state_not_tensors",
+                   "config_list", "class_ids_str", "class_ids_floats", "weight_wrong_shape",
+                   "weight_missing"]
+
+
+@pytest.mark.parametrize("name", INFERENCE_CASES)
+def test_avadet_test_and_detect_refuse_a_checkpoint_with_damaged_fields(
+        trained, tiny_root, tmp_path, capsys, name):
+    _, _, path = trained
+    _rewrite(path, RESUME_CASES[name][0])
+    _check_commands_refuse(path, tiny_root, tmp_path, capsys, "")
