@@ -3,7 +3,7 @@
 
 Usage: ``python tools/benchmark.py AREA [options]`` with AREA one of the modules in
 ``tools/benchmarks/`` (``data``, ``models``, ``eval``, ``train``, ``detect``, ``doctor``,
-``synthetic``). Each reports its result as a ratio against a reference measured in the same
+``synthetic``, ``jpeg``). Each reports its result as a ratio against a reference measured in the same
 run, and prints a Markdown table ready for docs/benchmarks.md.
 """
 
@@ -21,6 +21,7 @@ AREAS = {
     "detect": "avadet detect on a clip: decoding, person detection, action model",
     "synthetic": "SlowFast vs Slow-only on the synthetic benchmark (the paper's claim), 3 seeds",
     "doctor": "avadet check-data per video: default (sampled) check vs a full decode",
+    "jpeg": "frame reading: the checked JPEG reader vs a plain cv2.imread",
 }
 
 

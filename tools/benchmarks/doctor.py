@@ -36,11 +36,13 @@ if str(REPO) not in sys.path:
 
 def _time(cfg, *, full_scan: bool, repeat: int, workers: int) -> tuple[float, dict]:
     from avadet.doctor import run_checks
+    from avadet.engine import dataset_files
 
     times, report = [], None
     for _ in range(repeat):
         started = time.perf_counter()
-        report = run_checks(cfg, full_scan=full_scan, workers=workers, progress=False)
+        report = run_checks(cfg, dataset_files(cfg.data), full_scan=full_scan,
+                            workers=workers, progress=False)
         times.append(time.perf_counter() - started)
     assert report is not None
     if not report.ok:
