@@ -24,7 +24,7 @@ from torch import nn
 
 from avadet.config import ModelConfig
 from avadet.errors import AvadetError, CheckpointError, one_line
-from avadet.models.caffe2_pickle import restricted_unpickle
+from avadet.io.safe_pickle import restricted_unpickle
 from avadet.models.checkpoint_keys import (
     HEAD_PREFIX,
     KEY_MAPS,
@@ -89,7 +89,7 @@ def read_checkpoint(path: Union[str, Path]) -> tuple[str, Any]:
         return "torch", _torch_load(data, path)
     if not data[:1] == b"\x80":
         raise CheckpointError(f"{path}: neither a torch checkpoint nor a pickle")
-    first = restricted_unpickle(data, path)  # only the first pickle of the stream
+    first = restricted_unpickle(data, path, CheckpointError)  # only the first pickle of the stream
     if isinstance(first, int) and first == _TORCH_LEGACY_MAGIC:
         return "torch", _torch_load(data, path)
     if isinstance(first, dict):

@@ -210,5 +210,5 @@ def test_an_array_whose_data_is_shorter_than_its_shape_is_refused(tmp_path):
 
     path = tmp_path / "w.pkl"
     path.write_bytes(pickle.dumps({"model": {"w": _ShortArray()}}))
-    with pytest.raises(AvadetError, match="needs 32 bytes, the file has 8"):
+    with pytest.raises(AvadetError, match="needs 32 bytes, the file holds 8"):
         load_weights_pickle(path)

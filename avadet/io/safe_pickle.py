@@ -1,17 +1,20 @@
-"""A restricted unpickler for Caffe2-era ``.pkl`` checkpoints (``{"blobs": {name: array}}``):
-it rebuilds numeric numpy arrays, their dtypes and scalars, and nothing else, so a crafted
-pickle can neither run code nor make NumPy read past its buffer."""
+"""The one restricted unpickler for weight pickles: Caffe2-era ``.pkl`` checkpoints
+(``{"blobs": {name: array}}``, read by :mod:`avadet.models`) and detectron2 / Detectron weight
+files (read by :mod:`avadet.persons`). It rebuilds numeric numpy arrays, their dtypes and
+scalars inside plain containers (dicts, ordered dicts, lists, tuples, strings, numbers) and
+nothing else, so a crafted pickle can neither run code nor make NumPy read past its buffer."""
 
 from __future__ import annotations
 
 import io
 import pickle
 import re
-from typing import Any, Optional
+from collections import OrderedDict
+from typing import Any, Optional, Type
 
 import numpy as np
 
-from avadet.errors import CheckpointError, one_line
+from avadet.errors import AvadetError, one_line
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -29,7 +32,8 @@ class _ArrayUnpickler(pickle.Unpickler):
         found = _SAFE_GLOBALS.get((module, name))
         if found is None:
             raise pickle.UnpicklingError(
-                f"refusing to load global '{module}.{name}': only numpy arrays are allowed"
+                f"refusing to load global '{module}.{name}': only numpy arrays and plain "
+                "containers are allowed"
             )
         return found
 
@@ -118,20 +122,37 @@ class _PickledArray:
             raise pickle.UnpicklingError(f"invalid array shape {str(shape)[:60]}")
         if not isinstance(fortran, (bool, int)):
             raise pickle.UnpicklingError("invalid array order flag")
-        data = _raw_bytes(raw, "an array's data")
-        # Python ints: the product of a crafted shape cannot overflow.
-        count = 1
-        for n in shape:
-            count *= n
-        if count * dtype.itemsize != len(data):
-            raise pickle.UnpicklingError(
-                f"array of shape {shape} and dtype {dtype.str} needs {count * dtype.itemsize} "
-                f"bytes, the file holds {len(data)}"
-            )
-        flat = np.frombuffer(data, dtype=dtype) if count else np.zeros(0, dtype=dtype)
-        # Native byte order: torch.from_numpy refuses the other one.
-        flat = flat.astype(dtype.newbyteorder("="), copy=True)
-        self.array = flat.reshape(shape, order="F" if fortran else "C")
+        self.array = _checked_array(_raw_bytes(raw, "an array's data"), dtype, shape,
+                                    bool(fortran))
+
+
+def _checked_array(data: bytes, dtype: np.dtype, shape: tuple, fortran: bool) -> np.ndarray:
+    """The array of ``shape`` and ``dtype`` over ``data``, once their sizes agree."""
+    # Python ints: the product of a crafted shape cannot overflow.
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != len(data):
+        raise pickle.UnpicklingError(
+            f"array of shape {shape} and dtype {dtype.str} needs {count * dtype.itemsize} "
+            f"bytes, the file holds {len(data)}"
+        )
+    flat = np.frombuffer(data, dtype=dtype) if count else np.zeros(0, dtype=dtype)
+    # Native byte order: torch.from_numpy refuses the other one.
+    flat = flat.astype(dtype.newbyteorder("="), copy=True)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _pickled_frombuffer(buffer: Any, dtype_spec: Any, shape: Any, order: Any = "C") -> np.ndarray:
+    """Stand-in for ``numpy._core.numeric._frombuffer`` (protocol-5 pickles of arrays)."""
+    if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM or not all(
+        type(n) is int and n >= 0 for n in shape
+    ):
+        raise pickle.UnpicklingError(f"invalid array shape {str(shape)[:60]}")
+    dtype = dtype_spec.dtype if isinstance(dtype_spec, _PickledDtype) else _dtype_of(dtype_spec)
+    return _checked_array(_raw_bytes(bytes(buffer) if isinstance(buffer, (bytearray, memoryview))
+                                     else buffer, "an array's data"),
+                          dtype, shape, order == "F")
 
 
 def _pickled_scalar(dtype_spec: Any, raw: Any) -> Any:
@@ -164,40 +185,47 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     **{(m, "scalar"): _pickled_scalar for m in ("numpy._core.multiarray", "numpy.core.multiarray")},
     ("numpy", "ndarray"): _NdarrayClass,
     ("numpy", "dtype"): _PickledDtype,
+    **{(m, "_frombuffer"): _pickled_frombuffer for m in ("numpy._core.numeric", "numpy.core.numeric")},
     ("_codecs", "encode"): _latin1_encode,
+    ("codecs", "encode"): _latin1_encode,
+    ("collections", "OrderedDict"): OrderedDict,
 }
 
 
-def _resolved(value: Any) -> Any:
-    """``value`` with a finished stand-in array replaced by the array (others stay as they
-    are and are refused as "not an array" by their reader)."""
-    if isinstance(value, _PickledArray) and getattr(value, "array", None) is not None:
+_MAX_DEPTH = 100
+
+
+def _resolve_arrays(value: Any, depth: int = 0) -> Any:
+    """``value`` with every finished stand-in array replaced by its array, at any depth."""
+    if depth > _MAX_DEPTH:
+        raise pickle.UnpicklingError("nested too deeply for a weights file")
+    if isinstance(value, _PickledArray):
+        if value.array is None:
+            raise pickle.UnpicklingError("an array without data")
         return value.array
+    if isinstance(value, dict):
+        return type(value)((k, _resolve_arrays(v, depth + 1)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_resolve_arrays(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_resolve_arrays(v, depth + 1) for v in value)
     return value
 
 
-def _resolve_arrays(obj: Any) -> Any:
-    # Only where read_checkpoint looks: the top level and its "blobs" dict.
-    obj = _resolved(obj)
-    if isinstance(obj, dict):
-        for key, value in list(obj.items()):
-            obj[key] = _resolved(value)
-        blobs = obj.get("blobs")
-        if isinstance(blobs, dict):
-            for key, value in list(blobs.items()):
-                blobs[key] = _resolved(value)
-    return obj
-
-
-def restricted_unpickle(data: bytes, path: str) -> Any:
+def restricted_unpickle(data: bytes, path: str,
+                        error: Type[AvadetError] = AvadetError) -> Any:
+    """The object pickled in ``data`` (the file ``path``); anything but arrays in plain
+    containers raises ``error`` with one line naming the file."""
     last: Optional[Exception] = None
     for encoding in ("ASCII", "latin1"):  # latin1 for Python-2 pickles of numpy arrays
         try:
             return _resolve_arrays(_ArrayUnpickler(io.BytesIO(data), encoding=encoding).load())
         except UnicodeDecodeError as exc:
             last = exc
+        except RecursionError:
+            raise error(f"{path}: unsafe or invalid pickle: nested too deeply") from None
         except pickle.UnpicklingError as exc:
-            raise CheckpointError(f"{path}: unsafe or invalid pickle: {one_line(exc)}") from None
+            raise error(f"{path}: unsafe or invalid pickle: {one_line(exc)}") from None
         except Exception as exc:  # truncated or corrupt files raise many kinds of errors
-            raise CheckpointError(f"{path}: cannot read pickle: {one_line(exc)}") from None
-    raise CheckpointError(f"{path}: cannot decode pickle: {one_line(last) if last else last}")
+            raise error(f"{path}: cannot read pickle: {one_line(exc)}") from None
+    raise error(f"{path}: cannot decode pickle: {one_line(last) if last else last}")
