@@ -24,6 +24,7 @@ from avadet.models.flops import FlopCount, count_conv_flops, pathway_shares
 from avadet.models.heads import ActionModel, AVAHead, HeadOutput, KineticsHead
 from avadet.models.published import (
     PUBLISHED_MODELS,
+    published_config,
     slow_8x8_r50,
     slowfast_32x2_r50,
     slowfast_32x2_r101_50_50,
@@ -43,6 +44,7 @@ __all__ = [
     "LoadReport",
     "NonLocal",
     "PUBLISHED_MODELS",
+    "published_config",
     "ResStage",
     "SlowFast",
     "SlowOnly",

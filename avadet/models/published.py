@@ -20,9 +20,12 @@ The builders return randomly initialised models; load weights with
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any, Callable
 
 from avadet.config import ModelConfig
+from avadet.errors import ConfigError
 from avadet.models.build import build_model
 from avadet.models.heads import ActionModel
 
@@ -35,10 +38,7 @@ def slowfast_32x2_r50(**overrides: Any) -> ActionModel:
     pathway takes 8 (alpha 4); short side 224 at test (trained on 224 crops of a 256-320
     short side). Lateral kernel 7, aligned RoIAlign.
     """
-    return build_model(
-        ModelConfig(arch="slowfast", depth=50, alpha=4, fusion_kernel_size=7, roi_aligned=True),
-        **overrides,
-    )
+    return build_model(published_config("slowfast_32x2_r50"), **overrides)
 
 
 def slowfast_32x2_r101_50_50(**overrides: Any) -> ActionModel:
@@ -51,23 +51,7 @@ def slowfast_32x2_r101_50_50(**overrides: Any) -> ActionModel:
     blocks (dot product, phi and g max-pooled 2x2x2) follow Slow res4 blocks 6, 13 and 20.
     Lateral kernel 5, unaligned RoIAlign.
     """
-    # PySlowFast's NUM_BLOCK_TEMP_KERNEL [6, 6] for res4: kernel 3 in blocks 0-5, then 1.
-    res4 = [3] * 6 + [1] * 17
-    return build_model(
-        ModelConfig(
-            arch="slowfast",
-            depth=101,
-            alpha=4,
-            fusion_kernel_size=5,
-            slow_temporal_kernels=[1, 1, res4, 3],
-            fast_temporal_kernels=[3, 3, list(res4), 3],
-            nonlocal_blocks=[[], [], [6, 13, 20], []],
-            nonlocal_pool=[2, 2, 2],
-            nonlocal_instantiation="dot_product",
-            roi_aligned=False,
-        ),
-        **overrides,
-    )
+    return build_model(published_config("slowfast_32x2_r101_50_50"), **overrides)
 
 
 def slow_8x8_r50(**overrides: Any) -> ActionModel:
@@ -77,17 +61,7 @@ def slow_8x8_r50(**overrides: Any) -> ActionModel:
     Clip: 4 frames at stride 16 around the keyframe (DATA.NUM_FRAMES / SAMPLING_RATE of that
     config), all of them in the one pathway; short side 256 at test. Unaligned RoIAlign.
     """
-    return build_model(
-        ModelConfig(
-            arch="slow",
-            depth=50,
-            slow_temporal_kernels=[1, 1, 3, 3],
-            # The config's instantiation; it only matters if non-local blocks are added.
-            nonlocal_instantiation="softmax",
-            roi_aligned=False,
-        ),
-        **overrides,
-    )
+    return build_model(published_config("slow_8x8_r50"), **overrides)
 
 
 def slowfast_r50_detection(**overrides: Any) -> ActionModel:
@@ -101,7 +75,49 @@ def slowfast_r50_detection(**overrides: Any) -> ActionModel:
     inference example. No avadet YAML; ``tests/models/test_pytorchvideo_parity.py`` checks
     the outputs against pytorchvideo.
     """
-    return slowfast_32x2_r50(**{"roi_aligned": False, **overrides})
+    return build_model(published_config("slowfast_r50_detection"), **overrides)
+
+
+# PySlowFast's NUM_BLOCK_TEMP_KERNEL [6, 6] for R101 50_50's res4: kernel 3 in blocks 0-5,
+# then 1.
+_R101_50_50_RES4 = [3] * 6 + [1] * 17
+
+# The architecture of each published model (what a builder does not name is ModelConfig's
+# default); the builders above document where each comes from.
+_PUBLISHED_CONFIGS: dict[str, ModelConfig] = {
+    "slowfast_32x2_r50": ModelConfig(
+        arch="slowfast", depth=50, alpha=4, fusion_kernel_size=7, roi_aligned=True),
+    "slowfast_32x2_r101_50_50": ModelConfig(
+        arch="slowfast",
+        depth=101,
+        alpha=4,
+        fusion_kernel_size=5,
+        slow_temporal_kernels=[1, 1, _R101_50_50_RES4, 3],
+        fast_temporal_kernels=[3, 3, list(_R101_50_50_RES4), 3],
+        nonlocal_blocks=[[], [], [6, 13, 20], []],
+        nonlocal_pool=[2, 2, 2],
+        nonlocal_instantiation="dot_product",
+        roi_aligned=False,
+    ),
+    "slow_8x8_r50": ModelConfig(
+        arch="slow",
+        depth=50,
+        slow_temporal_kernels=[1, 1, 3, 3],
+        # The config's instantiation; it only matters if non-local blocks are added.
+        nonlocal_instantiation="softmax",
+        roi_aligned=False,
+    ),
+    "slowfast_r50_detection": ModelConfig(
+        arch="slowfast", depth=50, alpha=4, fusion_kernel_size=7, roi_aligned=False),
+}
+
+
+def published_config(name: str, **overrides: Any) -> ModelConfig:
+    """The :class:`ModelConfig` of the published model ``name`` (a key of
+    :data:`PUBLISHED_MODELS`), with ``overrides``; an unknown name is a ConfigError."""
+    if name not in _PUBLISHED_CONFIGS:
+        raise ConfigError(f"unknown published model {name!r}; known: {', '.join(_PUBLISHED_CONFIGS)}")
+    return dataclasses.replace(copy.deepcopy(_PUBLISHED_CONFIGS[name]), **overrides)
 
 
 # Name -> builder, for command lines and loops over the published models.
