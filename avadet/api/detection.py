@@ -24,7 +24,8 @@ from avadet.detect.outputs import (
 )
 from avadet.detect.runner import probe_video
 from avadet.engine.build import dataset_files
-from avadet.engine.checkpoint import inference_config, load_trained_model
+from avadet.engine.checkpoint import inference_config, override_keys
+from avadet.engine.loading import LoadedModel, load_model
 from avadet.errors import AvadetError, ConfigError, FormatError
 from avadet.io import LabelMap, read_labelmap
 from avadet.persons import CsvPersonBoxes, PersonDetector, PersonDetectorChoice
@@ -57,16 +58,20 @@ class DetectOutputs:
                 f"actions {t['actions']:.1f} s, render {t['render']:.1f} s)")
 
 
-def run_config(trained: Config, config: Optional[ConfigLike],
+def run_config(loaded: LoadedModel, config: Optional[ConfigLike],
                overrides: Sequence[str] = ()) -> Config:
     """The config a checkpoint runs with: ``config`` (or, without one, the checkpoint's own
-    with ``overrides``) under the checkpoint's model and sampling
-    (:func:`~avadet.engine.checkpoint.inference_config`); overruled settings are logged."""
+    with ``overrides``) under the checkpoint's model and its authors' preprocessing, where an
+    override wins (:func:`~avadet.engine.checkpoint.inference_config`); overruled settings
+    are logged."""
+    trained = loaded.config
     user = as_config(config, overrides) if config is not None else with_overrides(trained, overrides)
-    cfg, ignored = inference_config(trained, user)
+    cfg, ignored = inference_config(trained, user, authored=loaded.authored,
+                                    explicit=override_keys(overrides))
+    logger.info(loaded.describe())
     if ignored:
-        logger.warning("the checkpoint decides %s: the config's values are not used",
-                       ", ".join(ignored))
+        logger.warning("the checkpoint decides %s: the config's values are not used "
+                       "(override one with key=value)", ", ".join(ignored))
     return cfg
 
 
@@ -157,6 +162,7 @@ def detect_video(
     video_id: Optional[str] = None,
     timestamp_offset: float = 0.0,
     write_video: bool = True,
+    arch: Optional[str] = None,
     device: str = "cpu",
     progress: bool = True,
 ) -> DetectOutputs:
@@ -167,6 +173,8 @@ def detect_video(
     ``data.test_detection_score``; default torchvision's Faster R-CNN); action scores per box; ids kept across keyframes by IoU.
     Writes ``<stem>.csv`` (AVA rows: every class, or the ``top_k`` best), ``<stem>.json``,
     ``<stem>_annotated.mp4`` (``write_video``) and ``<stem>.log`` into ``out_dir``.
+    ``checkpoint``: any format :func:`avadet.engine.loading.load_model` reads (``arch``: the
+    architecture of a Caffe2 pickle); its authors' preprocessing is used.
     ``video_id`` and ``timestamp_offset`` make the CSV's keys (and those a CSV person-box
     source is looked up by), e.g. offset 900 for a cut AVA segment.
     """
@@ -185,14 +193,15 @@ def detect_video(
                        persons=persons, person_threshold=person_threshold, labelmap=labelmap,
                        interval=interval, start=start, top_k=top_k, show_top=show_top,
                        video_id=video_id or video.stem, timestamp_offset=timestamp_offset,
-                       write_video=write_video, device=device, progress=progress)
+                       write_video=write_video, arch=arch, device=device, progress=progress)
 
 
 def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, persons,
             person_threshold, labelmap, interval, start, top_k, show_top, video_id,
-            timestamp_offset, write_video, device, progress) -> DetectOutputs:
-    model, trained, class_ids = load_trained_model(checkpoint, device=device)
-    cfg = run_config(trained, config, overrides)
+            timestamp_offset, write_video, arch, device, progress) -> DetectOutputs:
+    loaded = load_model(checkpoint, arch=arch, device=device)
+    model, class_ids = loaded.model, loaded.class_ids
+    cfg = run_config(loaded, config, overrides)
     names_map = _labelmap(dataset_files(cfg.data), labelmap)
     threshold = person_threshold if person_threshold is not None else cfg.data.test_detection_score
     if not isinstance(persons, PersonDetector):
@@ -215,7 +224,9 @@ def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, 
         prediction_table(result, timestamp_offset=timestamp_offset, top_k=top_k))
     doc = summary(result, labelmap=names_map, timestamp_offset=timestamp_offset,
                   show_top=show_top,
-                  extra={"checkpoint": str(checkpoint), "persons": persons.describe(),
+                  extra={"checkpoint": str(checkpoint), "checkpoint_source": loaded.source,
+                         "preprocessing": {k: getattr(cfg.data, k) for k in loaded.authored},
+                         "persons": persons.describe(),
                          "person_threshold": threshold, "interval": interval, "start": start})
     outputs = DetectOutputs(result, csv_path, write_json(run.path(".json"), doc), annotated,
                             run.path(".log"), persons.describe())

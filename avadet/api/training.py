@@ -16,6 +16,7 @@ from avadet.engine import (
 )
 from avadet.engine import test as engine_test
 from avadet.engine import train as engine_train
+from avadet.engine.checkpoint import override_keys
 from avadet.errors import ConfigError
 
 PathLike = Union[str, Path]
@@ -41,16 +42,20 @@ def train(config: ConfigLike, overrides: Sequence[str] = (), *, resume: bool = T
 
 def test(config: ConfigLike, checkpoint: Optional[PathLike] = None,
          overrides: Sequence[str] = (), *, output_csv: Optional[PathLike] = None,
-         progress: bool = True) -> TestResult:
+         arch: Optional[str] = None, progress: bool = True) -> TestResult:
     """Score the val keyframes of ``config``'s data with ``checkpoint`` (default
     ``test.checkpoint``), write the AVA prediction CSV atomically and evaluate it.
 
-    The checkpoint decides the model and its sampling and normalisation; ``config`` the data,
-    the test short side, the person-box threshold and the test settings
-    (:func:`avadet.engine.checkpoint.inference_config`).
+    ``checkpoint``: an avadet checkpoint, a PySlowFast ``.pyth``, a Caffe2 ``.pkl`` (with
+    ``arch``, its published architecture) or a pytorchvideo state dict
+    (:func:`avadet.engine.loading.load_model`). The checkpoint decides the model and the
+    preprocessing its authors used (sampling, normalisation, box scaling, test short side,
+    person-box threshold); ``config`` the data and the test settings; an ``overrides`` entry
+    wins over the checkpoint (:func:`avadet.engine.checkpoint.inference_config`).
     """
     cfg = as_config(config, overrides)
     checkpoint = checkpoint or cfg.test.checkpoint
     if not checkpoint:
         raise ConfigError("no checkpoint: give one, or set test.checkpoint")
-    return engine_test(cfg, checkpoint, output_csv=output_csv, progress=progress)
+    return engine_test(cfg, checkpoint, output_csv=output_csv, progress=progress,
+                       explicit=override_keys(overrides), arch=arch)

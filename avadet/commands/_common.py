@@ -10,6 +10,12 @@ from typing import Iterator, Optional
 PERSON_BACKENDS = ("torchvision", "detectron2", "csv")
 
 
+CHECKPOINT_HELP = ("the model: an avadet checkpoint (.pt), a PySlowFast .pyth, a Caffe2 .pkl "
+                   "(with --arch), a pytorchvideo state dict; its authors' preprocessing is used")
+ARCH_HELP = ("the published architecture of a Caffe2 .pkl, which records none (slowfast_32x2_r50, "
+             "slowfast_32x2_r101_50_50, slow_8x8_r50)")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, *, required: bool = True,
                          help: str = "YAML config (e.g. configs/ava/*.yaml)") -> None:
     parser.add_argument("--config", required=required, help=help)

@@ -12,6 +12,8 @@ import argparse
 import math
 
 from avadet.commands._common import (
+    ARCH_HELP,
+    CHECKPOINT_HELP,
     add_detector_arguments,
     add_threads_argument,
     detector_choice,
@@ -84,7 +86,8 @@ def _tighten(parser: argparse.ArgumentParser, dest: str, parse) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (any container PyAV/ffmpeg reads)")
-    parser.add_argument("--checkpoint", required=True, help="avadet checkpoint (.pt)")
+    parser.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    parser.add_argument("--arch", help=ARCH_HELP)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--config", help="config whose data and inference settings apply "
                                          "(the model, its sampling and normalisation always "
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             labelmap=args.labelmap, interval=args.interval, start=args.start,
             top_k=args.top_k, show_top=args.show_top, video_id=args.video_id,
             timestamp_offset=args.timestamp_offset, write_video=not args.no_video,
-            device=args.device, progress=not args.no_progress,
+            arch=args.arch, device=args.device, progress=not args.no_progress,
         )
     print(out.speed_line())
     for path in (out.csv, out.json, out.annotated):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from avadet.commands._common import add_config_arguments
+from avadet.commands._common import ARCH_HELP, CHECKPOINT_HELP, add_config_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--checkpoint", help="avadet checkpoint (.pt); or give test.checkpoint=PATH")
+    parser.add_argument("--checkpoint", help=CHECKPOINT_HELP + "; or give test.checkpoint=PATH")
+    parser.add_argument("--arch", help=ARCH_HELP)
     parser.add_argument("--output-csv", metavar="PRED.csv",
                         help="where to write the predictions (default: test.output_csv in the "
                              "checkpoint's run folder)")
@@ -21,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from avadet import api
     from avadet.api.evaluation import format_table, write_outputs
 
-    result = api.test(args.config, args.checkpoint, args.overrides, output_csv=args.output_csv)
+    result = api.test(args.config, args.checkpoint, args.overrides, output_csv=args.output_csv,
+                      arch=args.arch)
     if result.predictions_csv is None:  # not rank 0
         return 0
     print(f"wrote {result.predictions_csv} ({len(result.predictions)} rows)")

@@ -40,7 +40,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -338,24 +338,34 @@ def load_trained_model(
 CHECKPOINT_DATA_KEYS = ("num_frames", "sampling_rate", "mean", "std")
 
 
-def inference_config(trained: Config, user: Config) -> tuple[Config, list[str]]:
+def inference_config(trained: Config, user: Config, *,
+                     authored: tuple[str, ...] = CHECKPOINT_DATA_KEYS,
+                     explicit: tuple[str, ...] = ()) -> tuple[Config, list[str]]:
     """The config a trained model runs with, for ``avadet test`` and ``avadet detect`` alike.
 
-    From the checkpoint (``trained``): the whole ``model`` section and
-    :data:`CHECKPOINT_DATA_KEYS` of ``data`` (sampling and normalisation). From ``user``:
-    everything else, the inference settings: where the data is and what it is (``data.root``,
-    the files, ``source``, ``fps``, the segment), the test input size
-    (``data.test_short_side``), the person-box threshold (``data.test_detection_score``),
-    and the ``test``/``train`` sections (batch size, protocol, device). A caller without a
-    config of its own passes ``trained`` with its overrides applied.
+    From the checkpoint (``trained``): the whole ``model`` section and the ``authored`` fields
+    of ``data``: its sampling and normalisation (:data:`CHECKPOINT_DATA_KEYS`), and for a
+    checkpoint loaded by :func:`avadet.engine.loading.load_model` its authors' whole
+    preprocessing (:data:`~avadet.engine.loading.AUTHORED_DATA_KEYS`: box scaling, test
+    short side, person-box threshold). From ``user``: everything else (where the data is and
+    what it is, the ``test``/``train`` sections), and any authored ``data`` field named in
+    ``explicit`` (``"data.test_short_side"``: the user's own ``key=value`` override, which
+    wins over the checkpoint). A caller without a config of its own passes ``trained`` with
+    its overrides applied.
 
     Returns ``(config, ignored)``: ``ignored`` names the settings of ``user`` that differ
     from the checkpoint's and were not used (``"model.alpha"``, ``"data.num_frames"``...).
     """
     ignored = [f"model.{f.name}" for f in dataclasses.fields(trained.model)
                if getattr(user.model, f.name) != getattr(trained.model, f.name)]
-    ignored += [f"data.{key}" for key in CHECKPOINT_DATA_KEYS
+    taken = [key for key in authored if f"data.{key}" not in explicit]
+    ignored += [f"data.{key}" for key in taken
                 if getattr(user.data, key) != getattr(trained.data, key)]
-    data = dataclasses.replace(
-        user.data, **{key: getattr(trained.data, key) for key in CHECKPOINT_DATA_KEYS})
+    data = dataclasses.replace(user.data, **{key: getattr(trained.data, key) for key in taken})
     return dataclasses.replace(user, model=trained.model, data=data), ignored
+
+
+def override_keys(overrides: Sequence[str]) -> tuple[str, ...]:
+    """The dotted keys of ``key=value`` overrides (``"data.test_short_side=320"`` ->
+    ``"data.test_short_side"``)."""
+    return tuple(o.split("=", 1)[0].strip() for o in overrides if "=" in o)

@@ -231,28 +231,38 @@ def test(
     *,
     output_csv: Optional[PathLike] = None,
     progress: bool = True,
+    explicit: Sequence[str] = (),
+    arch: Optional[str] = None,
 ) -> TestResult:
     """Score the val keyframes of ``cfg.data`` (detected boxes >= ``data.test_detection_score``
     from ``data.val_boxes``, or the gt boxes when it is empty) with the model of
     ``checkpoint``, write the AVA prediction CSV atomically and evaluate it.
 
-    The model (architecture, weights, class ids) and its clip sampling and normalisation come
-    from the checkpoint, the rest from ``cfg``
+    ``checkpoint`` is any format :func:`avadet.engine.loading.load_model` reads (``arch``:
+    the architecture of a Caffe2 pickle). The model (architecture, weights, class ids) and the
+    preprocessing its authors used come from the checkpoint, the rest from ``cfg``
     (:func:`~avadet.engine.checkpoint.inference_config`: the one rule ``avadet detect`` follows
-    too); a setting of ``cfg`` that the checkpoint overrules is logged as a warning. ``output_csv``: where to write (default ``test.output_csv``, relative to the
+    too); a setting of ``cfg`` that the checkpoint overrules is logged as a warning, unless
+    its key is in ``explicit`` (the user's ``key=value`` overrides), which wins.
+    ``output_csv``: where to write (default ``test.output_csv``, relative to the
     checkpoint's run folder: see :func:`default_output_csv`). Under ``torchrun`` the keyframes are split over the processes and
     rank 0 writes and evaluates; the others return the same predictions and no file.
     """
-    from avadet.engine.checkpoint import inference_config, load_trained_model
+    from avadet.engine.checkpoint import inference_config
     from avadet.engine.distributed import init_distributed, teardown
+    from avadet.engine.loading import load_model
 
     info = init_distributed(cfg.train.device)
     try:
-        model, ckpt_cfg, class_ids = load_trained_model(checkpoint, device=info.device)
-        run_cfg, ignored = inference_config(ckpt_cfg, cfg)
-        if ignored and info.is_main:
-            logger.warning("the checkpoint decides %s: the config's values are not used",
-                           ", ".join(ignored))
+        loaded = load_model(checkpoint, arch=arch, device=info.device)
+        model, class_ids = loaded.model, loaded.class_ids
+        run_cfg, ignored = inference_config(loaded.config, cfg, authored=loaded.authored,
+                                            explicit=tuple(explicit))
+        if info.is_main:
+            logger.info(loaded.describe())
+            if ignored:
+                logger.warning("the checkpoint decides %s: the config's values are not used "
+                               "(override one with key=value)", ", ".join(ignored))
         tables = read_split_tables(run_cfg, "val")
         dataset = build_dataset(run_cfg, "val", tables=tables)
         setup = eval_setup(run_cfg, class_ids, tables)

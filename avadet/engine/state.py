@@ -45,6 +45,7 @@ from avadet.errors import AvadetError, CheckpointError, ConfigError, one_line
 from avadet.evaluation import EvalResult
 from avadet.models import build_model, load_checkpoint
 from avadet.models.checkpoint import check_model_size
+from avadet.models.checkpoint_keys import HEAD_PREFIX
 
 # One source name for the whole run's lines in log.txt, whichever module writes them.
 logger = logging.getLogger("avadet.engine.trainer")
@@ -218,7 +219,8 @@ def build_state(
     # A config asking for an absurd model is refused before anything is allocated.
     check_model_size(cfg.model, "model", ConfigError)
     model = build_model(cfg)
-    notes = _load_init_checkpoint(model, init_checkpoint, info) if init_checkpoint else []
+    notes = (_load_init_checkpoint(model, init_checkpoint, info, list(train_set.class_ids))
+             if init_checkpoint else [])
     model.to(device)
     optimizer = build_optimizer(model, cfg.solver)
     amp = bool(cfg.train.amp and device.type == "cuda")
@@ -232,21 +234,58 @@ def build_state(
     )
 
 
-def _load_init_checkpoint(model: nn.Module, path: str, info: DistInfo) -> list[str]:
-    """Load the backbone of ``path`` into ``model`` on rank 0; the notes for its user."""
+def _load_init_checkpoint(model: nn.Module, path: str, info: DistInfo,
+                          class_ids: list[int]) -> list[str]:
+    """Initialise ``model`` from ``path`` on rank 0; the notes for its user.
+
+    An AVA checkpoint (any format :func:`~avadet.engine.loading.load_model` reads) whose
+    architecture is the model's gives its backbone and, when it scores every class being
+    trained (``class_ids``), its head rows of those classes: fine-tuning starts from the
+    published detector. Otherwise (a Kinetics checkpoint, other classes) the backbone is
+    loaded and the head left fresh."""
     problem, notes = None, []
     if info.is_main:
         try:
-            report = load_checkpoint(model, path, backbone_only=True)
+            notes.append(_init_from(model, path, class_ids))
         except AvadetError as exc:
             problem = f"train.init_checkpoint: {exc}"
         else:
-            logger.info("init: %s", report.summary())
-            notes.append(f"initialised from {report.summary()}")
+            logger.info("init: %s", notes[-1])
     problem = broadcast_object(problem, info)
     if problem:
         raise CheckpointError(problem)
     return notes
+
+
+def _init_from(model: nn.Module, path: str, class_ids: list[int]) -> str:
+    from avadet.engine.loading import load_model
+
+    try:
+        source = load_model(path)
+    except CheckpointError as exc:
+        report = load_checkpoint(model, path, backbone_only=True)
+        return f"initialised from {report.summary()} (no AVA model: {exc})"
+    theirs = source.model.state_dict()
+    own = model.state_dict()
+    problem = state_dict_mismatch(
+        {k: v for k, v in own.items() if not k.startswith(HEAD_PREFIX)},
+        {k: v for k, v in theirs.items() if not k.startswith(HEAD_PREFIX)})
+    if problem:
+        raise CheckpointError(f"{path}: its {source.source} model is not this config's "
+                              f"architecture; {problem}")
+    merged = {k: (theirs[k] if not k.startswith(HEAD_PREFIX) else v) for k, v in own.items()}
+    missing = [c for c in class_ids if c not in source.class_ids]
+    rows = [source.class_ids.index(c) for c in class_ids] if not missing else []
+    head = [k for k in own if k.startswith(HEAD_PREFIX)]
+    if rows and all(theirs[k].shape[1:] == own[k].shape[1:] for k in head):
+        merged.update({k: theirs[k][rows] for k in head})
+        what = f"backbone and the head rows of the {len(rows)} classes trained"
+    else:
+        what = (f"backbone; head left fresh (the checkpoint does not score classes "
+                f"{missing[:5]}{' ...' if len(missing) > 5 else ''})" if missing
+                else "backbone; head left fresh")
+    model.load_state_dict(merged)
+    return f"initialised from {path} ({source.source} AVA checkpoint): {what}"
 
 
 # ---------------------------------------------------------------------------------------------
