@@ -11,8 +11,10 @@ from avadet.detect.stream import ClipTimeline, StreamState
 
 
 def _timeline(start: float = 0.0) -> ClipTimeline:
-    """10 fps, a keyframe a second, clips of 4 frames at stride 2 (window 8)."""
-    return ClipTimeline(fps=10.0, start=start, interval=1.0, num_frames=4, sampling_rate=2)
+    """10 fps, a model trained at 10 fps, a keyframe a second, clips of 4 frames at stride 2
+    (window 8)."""
+    return ClipTimeline(fps=10.0, start=start, interval=1.0, num_frames=4, sampling_rate=2,
+                        trained_fps=10.0)
 
 
 def _keyframe(k: int) -> KeyframeResult:
@@ -41,7 +43,8 @@ def test_which_frames_a_keyframe_needs():
 
 
 def test_fractional_keyframe_times_on_the_frame_line():
-    timeline = ClipTimeline(fps=30.0, start=0.5, interval=2.5, num_frames=16, sampling_rate=2)
+    timeline = ClipTimeline(fps=30.0, start=0.5, interval=2.5, num_frames=16, sampling_rate=2,
+                            trained_fps=30.0)
     assert [timeline.time(k) for k in range(3)] == [0.5, 3.0, 5.5]
     assert [timeline.centre(k) for k in range(3)] == [15, 90, 165]
 
