@@ -23,6 +23,8 @@ from avadet.detect.results import TIMED_STAGES, KeyframeResult
 from avadet.detect.tracking import IouTracker
 from avadet.persons import PersonBoxes
 
+_CACHED = 1024
+
 
 @dataclass
 class ClipTimeline:
@@ -47,7 +49,8 @@ class ClipTimeline:
     sampling_rate: int
     trained_fps: float
     # Per keyframe: (centre frame, clip frames clamped at 0 only); asked for several times per
-    # decoded frame.
+    # decoded frame, about keyframes near the one being decoded, so the oldest entries go
+    # once there are _CACHED (a long video at a short interval has millions of keyframes).
     _frames: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict, init=False,
                                                        repr=False)
 
@@ -62,6 +65,8 @@ class ClipTimeline:
                                                   segment_start=0.0) / self.trained_fps
             times = clip_times(t, fps=self.trained_fps, num_frames=self.num_frames,
                                sampling_rate=self.sampling_rate)
+            if len(self._frames) >= _CACHED:
+                del self._frames[next(iter(self._frames))]
             self._frames[k] = (nearest_frame_index(centre_time, fps=self.fps),
                                nearest_frame_index(times, fps=self.fps))
         return self._frames[k]
