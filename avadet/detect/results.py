@@ -1,7 +1,7 @@
 """What a detection pass returns: per keyframe the persons, their ids, their action scores and
 the frames of its clip (:class:`KeyframeResult`), per video the keyframes with the frame count,
-size, timings and how clips were sampled (:class:`ClipSampling`, :class:`DetectResult`). Plain data shared by the runner, its streaming bookkeeping, the
-drawing and the outputs."""
+size, timings and how clips were sampled (:class:`DetectResult`, :class:`ClipSampling`).
+Plain data shared by the runner, its streaming bookkeeping, the drawing and the outputs."""
 
 from __future__ import annotations
 

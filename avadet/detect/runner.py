@@ -10,8 +10,9 @@ rate (``ClipSettings.trained_fps``, AVA: 30) around the keyframe, each replaced 
 frame nearest to its time (:func:`~avadet.data.sampling.clip_times`,
 :func:`~avadet.data.sampling.nearest_frame_index`); persons are found on the input frame
 nearest to the keyframe's own frame time, its centre frame, and keyframes continue while that
-frame exists. At 30 fps these are exactly PySlowFast's frame indices; a 60 fps video skips
-every other frame, a 6 fps one repeats each frame about 5 times. Times before the start or
+frame exists. At 30 fps these are exactly PySlowFast's frame indices; at 60 fps a clip's
+frames lie twice as many input frames apart, at 6 fps each input frame stands for 5 frames of
+30 fps, so clip frames repeat. Times before the start or
 past the end are clamped to the first / last frame, so a video shorter than the window is
 padded by repeating its edge frames.
 
@@ -86,7 +87,7 @@ class ClipSettings:
     std: tuple[float, ...]
     trained_fps: float = 30.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not (math.isfinite(self.trained_fps) and self.trained_fps > 0):
             raise ConfigError(f"the model's training frame rate must be a finite number > 0, "
                               f"got {self.trained_fps}")
