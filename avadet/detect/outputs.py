@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from avadet.boxes import BOX_COLUMNS, PREDICTION_COLUMNS
-from avadet.detect.results import DetectResult
+from avadet.detect.results import EDGE_RULE, ClipSampling, DetectResult
 from avadet.io import LabelMap, atomic_write, write_ava_csv
 
 PathLike = Union[str, Path]
@@ -76,6 +76,20 @@ def write_predictions_csv(path: PathLike, table: pd.DataFrame) -> Path:
     return Path(path)
 
 
+def sampling_summary(sampling: ClipSampling) -> dict[str, Any]:
+    """The JSON record of how clips were taken from the video: the model's training rate and
+    the video's rate, the clip's frames and stride (in frames of the training rate), the
+    seconds from its first frame to its last, and the rule that maps its times to frames."""
+    return {
+        "trained_fps": sampling.trained_fps,
+        "input_fps": sampling.input_fps,
+        "num_frames": sampling.num_frames,
+        "sampling_rate": sampling.sampling_rate,
+        "clip_span_s": round(sampling.span_s, 6),
+        "edge_rule": EDGE_RULE,
+    }
+
+
 def summary(
     result: DetectResult,
     *,
@@ -84,8 +98,10 @@ def summary(
     show_top: int,
     extra: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
-    """The JSON document: the video, and per keyframe per person the track id, box, person
-    score and top actions (names from ``labelmap`` where it has the id)."""
+    """The JSON document: the video, how clips were sampled (:func:`sampling_summary`), and
+    per keyframe its centre frame, the input frames of its clip (``clip_frames``; their times
+    are ``frame / fps``) and per person the track id, box, person score and top actions
+    (names from ``labelmap`` where it has the id)."""
     names = labelmap.names if labelmap is not None else {}
     keyframes = []
     for kf in result.keyframes:
@@ -101,7 +117,8 @@ def summary(
                 ],
             })
         keyframes.append({"time": round(kf.time, 6), "timestamp": round(timestamp_offset + kf.time, 6),
-                          "frame": kf.frame, "persons": people})
+                          "frame": kf.frame, "clip_frames": [int(j) for j in kf.clip_frames],
+                          "persons": people})
     doc = {
         "video": str(result.video),
         "video_id": result.video_id,
@@ -113,6 +130,7 @@ def summary(
         "class_ids": result.class_ids,
         "class_names": {str(c): names.get(c, str(c)) for c in result.class_ids},
         "annotated_video": str(result.annotated_video) if result.annotated_video else None,
+        "sampling": None if result.sampling is None else sampling_summary(result.sampling),
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         **(extra or {}),
         "keyframes": keyframes,

@@ -3,19 +3,24 @@ and the annotated video, in one sequential decoding pass with bounded memory.
 
 Time line: frame ``k`` (0-based, in decoding order) shows time ``k / fps`` seconds from the
 start of the video, ``fps`` being the stream's average frame rate. Keyframe ``j`` is at
-``t_j = start + j * interval`` (by default every second from ``t = 0``), its centre frame
-``floor(t_j * fps)`` (:func:`~avadet.data.sampling.keyframe_to_frame_index` with
-``segment_start = 0``); keyframes continue while the centre frame exists. The clip around a
-keyframe is the one the model was trained on (``data.num_frames`` frames at stride
-``data.sampling_rate`` centred on it, PySlowFast's sampling); frames before the start or past
-the end are clamped to the first / last frame, so a video shorter than the window is padded by
-repeating its edge frames.
+``t_j = start + j * interval`` (by default every second from ``t = 0``). The clip around a
+keyframe is the one the model was trained on, in seconds: the training sampler's
+``data.num_frames`` frames at stride ``data.sampling_rate`` frames of the model's training
+rate (``ClipSettings.trained_fps``, AVA: 30) around the keyframe, each replaced by the input
+frame nearest to its time (:func:`~avadet.data.sampling.clip_times`,
+:func:`~avadet.data.sampling.nearest_frame_index`); persons are found on the input frame
+nearest to the keyframe's own frame time, its centre frame, and keyframes continue while that
+frame exists. At 30 fps these are exactly PySlowFast's frame indices; at 60 fps a clip's
+frames lie twice as many input frames apart, at 6 fps each input frame stands for 5 frames of
+30 fps, so clip frames repeat. Times before the start or
+past the end are clamped to the first / last frame, so a video shorter than the window is
+padded by repeating its edge frames.
 
 Streaming: each decoded frame is (1) given to the person detector when it is a keyframe's
 centre, (2) resized once to the model's input size when some keyframe's clip uses it, (3) held
 until the keyframe whose boxes it shows has been scored, then drawn and encoded. A keyframe is
-scored as soon as the last frame of its clip has been decoded. Memory is therefore a window of
-about ``num_frames * sampling_rate + interval * fps`` frames, whatever the video's length. The
+scored as soon as the last frame of its clip (in time) has been decoded. Memory is therefore a
+window of about ``(clip seconds + interval) * fps`` frames, whatever the video's length. The
 frame count is whatever the decoder delivers, never the container's claim.
 
 Layout: :meth:`ClipDetector.run` opens the video and feeds each decoded frame to
@@ -51,7 +56,7 @@ from avadet.config import Config
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
 from avadet.data.transforms import short_side_size, to_input
 from avadet.detect.render import LabelsOf, draw_keyframe, pad_even
-from avadet.detect.results import DetectResult, KeyframeResult
+from avadet.detect.results import ClipSampling, DetectResult, KeyframeResult
 from avadet.detect.stream import ClipTimeline, StreamState
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
@@ -69,8 +74,10 @@ PathLike = Union[str, Path]
 @dataclass(frozen=True)
 class ClipSettings:
     """How the action model wants its input (from the training config): ``num_frames`` at
-    ``sampling_rate`` (the Fast pathway's clip; the model takes the Slow frames from it),
-    ``short_side`` (0: frame size), ``mean``/``std`` of the normalisation.
+    ``sampling_rate`` frames of ``trained_fps``, the rate it was trained at (the Fast
+    pathway's clip; the model takes the Slow frames from it), ``short_side`` (0: frame size),
+    ``mean``/``std`` of the normalisation. The clip is taken from a video at any rate by time
+    (:class:`~avadet.detect.stream.ClipTimeline`).
     """
 
     num_frames: int
@@ -78,17 +85,33 @@ class ClipSettings:
     short_side: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    trained_fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.trained_fps) and self.trained_fps > 0):
+            raise ConfigError(f"the model's training frame rate must be a finite number > 0, "
+                              f"got {self.trained_fps}")
 
     @classmethod
-    def from_config(cls, cfg: Config) -> ClipSettings:
+    def from_config(cls, cfg: Config, *, trained_fps: Optional[float] = None) -> ClipSettings:
+        """The settings of ``cfg``'s data section. ``trained_fps``: the rate the model was
+        trained at, the ``data.fps`` of the checkpoint's training config (default
+        ``cfg.data.fps``, right when ``cfg`` is that config or derived from it without a
+        ``data.fps`` of its own)."""
         data = cfg.data
         return cls(data.num_frames, data.sampling_rate, data.test_short_side,
-                   tuple(data.mean), tuple(data.std))
+                   tuple(data.mean), tuple(data.std),
+                   float(data.fps if trained_fps is None else trained_fps))
 
     @property
     def window(self) -> int:
-        """Frames spanned by one clip."""
+        """Frames of the trained rate spanned by one clip."""
         return self.num_frames * self.sampling_rate
+
+    def sampling(self, input_fps: float) -> ClipSampling:
+        """How clips are taken from a video at ``input_fps``."""
+        return ClipSampling(self.trained_fps, float(input_fps), self.num_frames,
+                            self.sampling_rate)
 
 
 def count_frames(path: PathLike) -> Optional[int]:
@@ -380,14 +403,16 @@ class ClipDetector:
         return DetectResult(path, video_id, float(rate), state.decoded, width, height,
                             self.class_ids, state.results,
                             None if annotated_path is None else Path(annotated_path),
-                            state.timings, state.peak_frames_held)
+                            state.timings, state.peak_frames_held,
+                            self.settings.sampling(float(rate)))
 
     # -- the steps of the streaming pass ---------------------------------------------------
 
     def _start_state(self, fps: float) -> StreamState:
         s = self.settings
         timeline = ClipTimeline(fps=fps, start=self.start, interval=self.interval,
-                                num_frames=s.num_frames, sampling_rate=s.sampling_rate)
+                                num_frames=s.num_frames, sampling_rate=s.sampling_rate,
+                                trained_fps=s.trained_fps)
         return StreamState(timeline, IouTracker(min_iou=self.tracker_iou))
 
     def _on_frame(self, state: StreamState, rgb: np.ndarray, video_id: str, offset: float,
@@ -433,9 +458,9 @@ class ClipDetector:
         decoded so far) and link its persons to the previous keyframes'."""
         k = state.next_score
         found = state.detections.pop(k)
+        indices = state.timeline.clip_indices(k, total_frames=state.decoded)
         with _timed(state.timings, "actions"):
             if len(found.boxes):
-                indices = state.timeline.clip_indices(k, total_frames=state.decoded)
                 clip = np.stack([state.resized[j] for j in indices.tolist()])
                 scores = self.score(clip, state.full_size, found.boxes)
             else:
@@ -444,6 +469,7 @@ class ClipDetector:
             index=k, time=state.timeline.time(k), frame=state.timeline.centre(k),
             boxes=found.boxes, person_scores=found.scores,
             track_ids=state.tracker.update(found.boxes), action_scores=scores,
+            clip_frames=indices,
         ))
         state.next_score += 1
 

@@ -14,20 +14,32 @@ from typing import Optional
 
 import numpy as np
 
-from avadet.data.sampling import keyframe_to_frame_index, sample_clip_indices
+from avadet.data.sampling import (
+    clip_times,
+    keyframe_to_frame_index,
+    nearest_frame_index,
+)
 from avadet.detect.results import TIMED_STAGES, KeyframeResult
 from avadet.detect.tracking import IouTracker
 from avadet.persons import PersonBoxes
 
+_CACHED = 1024
+
 
 @dataclass
 class ClipTimeline:
-    """Keyframes and their clips on the frame line of a video decoded at ``fps``.
+    """Keyframes and their clips on the frame line of a video decoded at ``fps``, for a model
+    trained on clips at ``trained_fps``.
 
-    Keyframe ``k`` is at ``start + k * interval`` seconds, its centre frame ``floor(t * fps)``;
-    its clip is ``num_frames`` frame indices at stride ``sampling_rate`` from ``centre -
-    window // 2`` (PySlowFast's sampling), which the video's edges clamp to its first / last
-    frame. Centres, and so clips, never move backwards as ``k`` grows.
+    Keyframe ``k`` is at ``start + k * interval`` seconds. Its clip is the one the training
+    sampler takes at the trained rate, in time: ``num_frames`` frames at stride
+    ``sampling_rate`` trained-rate frames around the keyframe's frame
+    (:func:`~avadet.data.sampling.clip_times`), each replaced by the input frame nearest to
+    its time (:func:`~avadet.data.sampling.nearest_frame_index`; ties take the earlier frame,
+    times before the start take frame 0, times past the end the last frame). Its centre frame
+    (where persons are found) is the input frame nearest to the time of the trained-rate
+    keyframe frame. At ``fps == trained_fps`` this is PySlowFast's sampling on the input
+    frames. Centres, and so clips, never move backwards as ``k`` grows.
     """
 
     fps: float
@@ -35,42 +47,54 @@ class ClipTimeline:
     interval: float
     num_frames: int
     sampling_rate: int
-    # Centre frames by keyframe: asked for several times per decoded frame.
-    _centres: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    trained_fps: float
+    # Per keyframe: (centre frame, clip frames clamped at 0 only); asked for several times per
+    # decoded frame, about keyframes near the one being decoded, so the oldest entries go
+    # once there are _CACHED (a long video at a short interval has millions of keyframes).
+    _frames: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict, init=False,
+                                                       repr=False)
 
     def time(self, k: int) -> float:
         """Seconds from the video's start to keyframe ``k``."""
         return self.start + k * self.interval
 
+    def _of(self, k: int) -> tuple[int, np.ndarray]:
+        if k not in self._frames:
+            t = self.time(k)
+            centre_time = keyframe_to_frame_index(t, fps=self.trained_fps,
+                                                  segment_start=0.0) / self.trained_fps
+            times = clip_times(t, fps=self.trained_fps, num_frames=self.num_frames,
+                               sampling_rate=self.sampling_rate)
+            if len(self._frames) >= _CACHED:
+                del self._frames[next(iter(self._frames))]
+            self._frames[k] = (nearest_frame_index(centre_time, fps=self.fps),
+                               nearest_frame_index(times, fps=self.fps))
+        return self._frames[k]
+
     def centre(self, k: int) -> int:
         """Keyframe ``k``'s centre frame (it may lie past the video's end)."""
-        if k not in self._centres:
-            self._centres[k] = int(keyframe_to_frame_index(self.time(k), fps=self.fps,
-                                                           segment_start=0.0))
-        return self._centres[k]
+        return self._of(k)[0]
 
     def clip_first(self, k: int) -> int:
-        """The first frame of keyframe ``k``'s clip before clamping (negative near the start)."""
-        return self.centre(k) - self.num_frames * self.sampling_rate // 2
+        """The first frame of keyframe ``k``'s clip (0 when the clip starts before the video)."""
+        return int(self._of(k)[1][0])
 
     def clip_last(self, k: int) -> int:
-        """The last frame of keyframe ``k``'s clip before clamping (past the end near it)."""
-        return self.clip_first(k) + (self.num_frames - 1) * self.sampling_rate
+        """The last frame of keyframe ``k``'s clip before clamping at the end (past the end
+        near it)."""
+        return int(self._of(k)[1][-1])
 
     def clip_indices(self, k: int, total_frames: int) -> np.ndarray:
         """Keyframe ``k``'s clip, ``(num_frames,)`` frame indices clamped to a video of
-        ``total_frames`` frames."""
-        return sample_clip_indices(self.centre(k), num_frames=self.num_frames,
-                                   sampling_rate=self.sampling_rate, total_frames=total_frames)
+        ``total_frames`` frames (frames repeat where the video is slower than the trained
+        rate or the clip passes an edge)."""
+        return np.minimum(self._of(k)[1], total_frames - 1)
 
     def uses(self, k: int, i: int) -> bool:
-        """Does keyframe ``k``'s clip take frame ``i``? Frame 0 stands in for the indices
-        before the start. (The last frame's stand-in role is settled at the end, when the
-        video's length is known.)"""
-        first = self.clip_first(k)
-        if first < 0 and i == 0:
-            return True
-        return first <= i <= self.clip_last(k) and (i - first) % self.sampling_rate == 0
+        """Does keyframe ``k``'s clip take frame ``i``? (The last frame's stand-in role for
+        times past the end is settled at the end, when the video's length is known.)"""
+        frames = self._of(k)[1]
+        return frames[0] <= i <= frames[-1] and bool(np.any(frames == i))
 
     def needed(self, first_unscored: int, i: int) -> bool:
         """Does the clip of keyframe ``first_unscored`` or of a later one take frame ``i``?

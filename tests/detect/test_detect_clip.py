@@ -21,10 +21,10 @@ from torch import nn
 
 from avadet.cli import main
 from avadet.config import load_config
-from avadet.data import sample_clip_indices
 from avadet.data.sources import VideoSource
 from avadet.data.transforms import short_side_size
 from avadet.detect import ClipDetector, ClipSettings, IouTracker
+from avadet.detect.results import EDGE_RULE
 from avadet.detect.runner import count_frames
 from avadet.engine import build_dataset, class_ids_of
 from avadet.engine.checkpoint import load_trained_model, save_checkpoint
@@ -137,6 +137,7 @@ def test_keyframes_are_scored_on_the_datasets_clip(setup, config, tmp_path):
             continue
         kf = by_time[item.timestamp]
         np.testing.assert_allclose(kf.boxes, item.norm_boxes.numpy(), atol=1e-6)
+        assert kf.clip_frames.tolist() == dataset.clip_indices(i).tolist()
         rois = torch.cat([torch.zeros(len(item.boxes), 1), item.boxes], 1)
         with torch.no_grad():
             want = model(item.clip[None], rois).numpy()
@@ -149,8 +150,9 @@ def test_keyframes_are_scored_on_the_datasets_clip(setup, config, tmp_path):
 
 
 def test_odd_rate_size_and_a_clip_shorter_than_the_window(setup, tmp_path):
-    """25 fps, 70x38, 20 frames (0.8 s; the model's window is 32 frames): one keyframe at
-    t = 0 whose clip repeats the first frame before the video and the last frame after it."""
+    """25 fps, 70x38, 20 frames (0.8 s; the model's window is 32 frames of 30 fps, 1.07 s):
+    one keyframe at t = 0 whose clip repeats the first frame for the times before the video,
+    and takes the 25 fps frames nearest to the 30 fps clip's times after it."""
     video = write_clip(tmp_path / "odd.mp4", 20, fps=25, width=70, height=38)
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("odd,0,0.1,0.2,0.6,0.9,-1,0.95\nodd,0,0.5,0.1,0.9,0.8,-1,0.3\n")
@@ -169,8 +171,14 @@ def test_odd_rate_size_and_a_clip_shorter_than_the_window(setup, tmp_path):
                           CsvPersonBoxes(boxes, min_score=0.8))
     result = runner.run(video, progress=False)
     assert [k.frame for k in result.keyframes] == [0]
-    indices = sample_clip_indices(0, num_frames=16, sampling_rate=2, total_frames=20)
-    assert indices.tolist() == [0] * 8 + list(range(0, 16, 2))
+    # Times -16/30 .. 14/30 s at stride 2/30 s; 2/30 s is 1.67 frames at 25 fps -> 2, etc.
+    indices = result.keyframes[0].clip_frames
+    assert indices.tolist() == [0] * 8 + [0, 2, 3, 5, 7, 8, 10, 12]
+    doc = json.loads((out / "odd.json").read_text())
+    assert doc["keyframes"][0]["clip_frames"] == indices.tolist()
+    assert doc["sampling"] == {"trained_fps": 30.0, "input_fps": 25.0, "num_frames": 16,
+                               "sampling_rate": 2, "clip_span_s": 1.0,
+                               "edge_rule": EDGE_RULE}
     frames = VideoSource(tmp_path).read("odd", indices)
     h2, w2 = short_side_size(38, 70, cfg.data.test_short_side)  # 48 x 88
     clip = np.stack([cv2.resize(f, (w2, h2), interpolation=cv2.INTER_LINEAR) for f in frames])
