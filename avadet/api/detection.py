@@ -213,7 +213,9 @@ def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, 
     def labels_of(row):
         return [f"{names.get(c, str(c))} {s:.2f}" for c, s in top_actions(row, class_ids, show_top)]
 
-    runner = ClipDetector(model, ClipSettings.from_config(cfg), class_ids, persons,
+    # The rate the model was trained at is the checkpoint's (AVA: 30 fps), not the video's.
+    settings = ClipSettings.from_config(cfg, trained_fps=loaded.config.data.fps)
+    runner = ClipDetector(model, settings, class_ids, persons,
                           interval=interval, start=start, device=device)
     annotated = run.path("_annotated.mp4") if write_video else None
     logger.info("detect %s: checkpoint %s, persons: %s", video, checkpoint, persons.describe())
