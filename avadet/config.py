@@ -64,6 +64,9 @@ class DataConfig:
     train_color_jitter: bool = True
     mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
     std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    # How boxes follow a resize: "per_axis" (x by W'/W, y by H'/H) or "long_side" (all four
+    # by the long side's ratio, PySlowFast's scale_boxes; up to 0.5 px off in the other axis).
+    box_scaling: str = "per_axis"
     num_workers: int = 2
 
 
@@ -222,6 +225,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.test_short_side": _COUNT,  # 0: the frames' own short side
     "data.mean": _list_of(_floats(-math.inf), 3),
     "data.std": _list_of(_floats(0.0, above=True), 3),
+    "data.box_scaling": _choices("per_axis", "long_side"),
     "data.num_workers": _COUNT,
     "model.arch": _choices("slowfast", "slow"),
     "model.depth": _choices(50, 101),

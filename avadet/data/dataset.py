@@ -62,6 +62,8 @@ class AvaDataset(Dataset):
             SAMPLING_RATE).
         jitter_scales, crop_size, flip, color_jitter: training augmentation.
         test_short_side: evaluation short side (0: unchanged).
+        box_scaling: how boxes follow a resize, train and eval
+            (:data:`~avadet.data.transforms.BOX_SCALINGS`; ``"long_side"``: PySlowFast's).
         mean, std: per-channel normalisation after ``/255``.
 
     Items are :class:`~avadet.data.batch.Item` s; an unreadable val keyframe gives an item
@@ -87,6 +89,7 @@ class AvaDataset(Dataset):
         test_short_side: int = 256,
         mean: Sequence[float] = (0.45, 0.45, 0.45),
         std: Sequence[float] = (0.225, 0.225, 0.225),
+        box_scaling: str = "per_axis",
     ):
         if len(boxes) != len(labels):
             raise ValueError(f"{len(boxes)} boxes but {len(labels)} label rows")
@@ -105,6 +108,7 @@ class AvaDataset(Dataset):
         self.test_short_side = test_short_side
         self.mean = list(mean)
         self.std = list(std)
+        self.box_scaling = box_scaling
         # Keyframes in order of first appearance; item i owns rows starts[i]:starts[i+1] of the
         # box table sorted stably by keyframe.
         key = boxes.groupby(KEY, sort=False).ngroup().to_numpy()
@@ -241,11 +245,13 @@ class AvaDataset(Dataset):
                 color=self.color_jitter,
                 mean=self.mean,
                 std=self.std,
+                box_scaling=self.box_scaling,
                 rng=rng,
             )
         else:
             out = eval_transform(
-                clip, norm_boxes, short_side=self.test_short_side, mean=self.mean, std=self.std
+                clip, norm_boxes, short_side=self.test_short_side, mean=self.mean, std=self.std,
+                box_scaling=self.box_scaling,
             )
         keep = out.keep
         return Item(

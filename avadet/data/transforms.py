@@ -52,20 +52,39 @@ def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]
     return short_side, int(math.floor(width / height * short_side))
 
 
+# How boxes follow a resize whose long side was floored (:func:`short_side_size`):
+# "per_axis": x by W'/W and y by H'/H (each axis exactly as its pixels moved);
+# "long_side": all four coordinates by the long side's ratio (W'/W for landscape frames,
+# H'/H for portrait ones), PySlowFast's ``cv2_transform.scale_boxes`` and
+# ``random_short_side_scale_jitter_list``: up to half a pixel off in the other axis.
+BOX_SCALINGS = ("per_axis", "long_side")
+
+
+def box_scale(height: int, width: int, size: tuple[int, int], box_scaling: str) -> np.ndarray:
+    """``(4,)`` float32 factors for ``x1 y1 x2 y2`` when an ``height x width`` image is resized
+    to ``size = (H', W')`` (see :data:`BOX_SCALINGS`)."""
+    if box_scaling == "per_axis":
+        sx, sy = size[1] / width, size[0] / height
+    elif box_scaling == "long_side":
+        sx = sy = size[0] / height if width < height else size[1] / width
+    else:
+        raise ValueError(f"box_scaling must be one of {BOX_SCALINGS}, got {box_scaling!r}")
+    return np.array([sx, sy] * 2, np.float32)
+
+
 def resize(
-    clip: np.ndarray, boxes: np.ndarray, size: tuple[int, int]
+    clip: np.ndarray, boxes: np.ndarray, size: tuple[int, int], *, box_scaling: str = "per_axis"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear resize (OpenCV ``INTER_LINEAR`` on uint8, PySlowFast's AVA backend) of a
-    ``(T, H, W, C)`` clip to ``size = (H', W')``; ``(K, 4)`` pixel boxes are scaled by ``W'/W``
-    and ``H'/H``."""
+    ``(T, H, W, C)`` clip to ``size = (H', W')``; ``(K, 4)`` pixel boxes are scaled by
+    :func:`box_scale` (``per_axis``: ``W'/W`` and ``H'/H``)."""
     height, width = clip.shape[1:3]
     if (height, width) == tuple(size):
         return clip, boxes
     out = np.empty((clip.shape[0], size[0], size[1], clip.shape[3]), dtype=clip.dtype)
     for t in range(clip.shape[0]):
         cv2.resize(clip[t], (size[1], size[0]), dst=out[t], interpolation=cv2.INTER_LINEAR)
-    scale = np.array([size[1] / width, size[0] / height] * 2, np.float32)
-    return out, boxes * scale
+    return out, boxes * box_scale(height, width, size, box_scaling)
 
 
 def crop(
@@ -202,6 +221,7 @@ def train_transform(
     mean: Sequence[float],
     std: Sequence[float],
     min_box_size: float = 1.0,
+    box_scaling: str = "per_axis",
     rng: Optional[np.random.RandomState] = None,
 ) -> TransformResult:
     """Training augmentation: random short-side scale in ``jitter_scales``, random square crop
@@ -213,6 +233,7 @@ def train_transform(
         crop_size: side of the square crop (<= the scaled short side; 0: the short side).
         min_box_size: boxes narrower or lower than this many pixels after the crop (people
             cropped out) are dropped; ``keep`` says which.
+        box_scaling: how boxes follow the scale (:data:`BOX_SCALINGS`).
     Returns:
         :class:`TransformResult` with ``clip`` ``(3, T, crop, crop)``.
     """
@@ -220,7 +241,8 @@ def train_transform(
     t, height, width, _ = clip.shape
     boxes = to_pixels(norm_boxes, width, height)
     short = random_short_side(jitter_scales[0], jitter_scales[1], rng)
-    frames, boxes = resize(clip, boxes, short_side_size(height, width, short))
+    frames, boxes = resize(clip, boxes, short_side_size(height, width, short),
+                           box_scaling=box_scaling)
     height, width = frames.shape[1:3]
     size = crop_size if crop_size > 0 else min(height, width)
     if size > min(height, width):
@@ -252,18 +274,21 @@ def eval_transform(
     short_side: int,
     mean: Sequence[float],
     std: Sequence[float],
+    box_scaling: str = "per_axis",
 ) -> TransformResult:
     """Evaluation transform: short side to ``short_side`` (0: unchanged), whole frame, no crop.
 
     Args:
         clip: ``(T, H, W, 3)`` uint8 RGB.
         norm_boxes: ``(K, 4)`` normalised x1 y1 x2 y2.
+        box_scaling: how boxes follow the scale (:data:`BOX_SCALINGS`).
     Returns:
         :class:`TransformResult`; every box is kept (detections are never dropped at test time).
     """
     t, height, width, _ = clip.shape
     boxes = to_pixels(norm_boxes, width, height)
-    frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side))
+    frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side),
+                           box_scaling=box_scaling)
     height, width = frames.shape[1:3]
     boxes = clip_to_image(boxes, width, height)
     keep = np.ones(len(boxes), dtype=bool)

@@ -147,4 +147,5 @@ def build_dataset(cfg: Config, split: str, *, tables: Optional[SplitTables] = No
         test_short_side=data.test_short_side,
         mean=data.mean,
         std=data.std,
+        box_scaling=data.box_scaling,
     )

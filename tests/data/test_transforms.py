@@ -201,3 +201,42 @@ def test_to_input_without_jitter_is_plain_normalisation():
     expected = (clip / 255.0 - [0.1, 0.2, 0.3]) / [0.5, 0.25, 0.125]
     assert got.shape == (3, 2, 4, 6)
     np.testing.assert_allclose(got.permute(1, 2, 3, 0).numpy(), expected, atol=1e-5)
+
+
+# A 64 x 95 frame to short side 224: W' = floor(95 / 64 * 224) = 332, so x moves by 332 / 95
+# and y by 224 / 64 = 3.5; PySlowFast's scale_boxes moves all four by 332 / 95.
+@pytest.mark.parametrize("portrait", [False, True])
+def test_eval_box_scaling_per_axis_and_long_side(portrait):
+    box = np.array([[0.2, 0.3, 0.9, 0.8]])
+    height, width = (95, 64) if portrait else (64, 95)
+    clip = np.zeros((1, height, width, 3), np.uint8)
+    pixels = to_pixels(box, width, height)[0]
+    per_axis = eval_transform(clip, box, short_side=224, mean=MEAN, std=STD)
+    long_side = eval_transform(clip, box, short_side=224, mean=MEAN, std=STD,
+                               box_scaling="long_side")
+    assert per_axis.clip.shape == long_side.clip.shape
+    long_ratio = 332 / 95
+    ratios = [3.5, long_ratio] if portrait else [long_ratio, 3.5]  # x, y
+    np.testing.assert_allclose(per_axis.boxes[0], pixels * np.array(ratios * 2), rtol=1e-6)
+    np.testing.assert_allclose(long_side.boxes[0], pixels * long_ratio, rtol=1e-6)
+
+
+def test_train_box_scaling_long_side():
+    # 40 x 61 to short side 56: W' = 85, x by 85 / 61, y by 1.4 (per_axis) or 85 / 61.
+    box = np.array([[0.3, 0.25, 0.7, 0.8]])
+    clip = np.zeros((1, 40, 61, 3), np.uint8)
+    outs = [train_transform(clip, box, jitter_scales=(56, 56), crop_size=56, flip=False,
+                            color=False, mean=MEAN, std=STD, box_scaling=scaling,
+                            rng=np.random.RandomState(3))
+            for scaling in ("per_axis", "long_side")]
+    pixels = to_pixels(box, 61, 40)[0]
+    np.testing.assert_allclose(outs[0].boxes[0, [0, 2]], outs[1].boxes[0, [0, 2]])
+    np.testing.assert_allclose(outs[0].boxes[0, [1, 3]] - outs[1].boxes[0, [1, 3]],
+                               pixels[[1, 3]] * (1.4 - 85 / 61), rtol=1e-5)
+
+
+def test_unknown_box_scaling_is_refused():
+    clip = np.zeros((1, 40, 61, 3), np.uint8)
+    with pytest.raises(ValueError, match="box_scaling"):
+        eval_transform(clip, np.zeros((0, 4)), short_side=56, mean=MEAN, std=STD,
+                       box_scaling="diagonal")
