@@ -162,10 +162,10 @@ def _load_pyslowfast_cfg(yaml_text: str) -> Any:
 def _per_pathway(value: Any, key: str, pathways: int) -> Any:
     # PySlowFast's ResStage asserts one entry per pathway in each stage of these settings; its
     # defaults have one, so a SlowFast YAML that omits them does not build there either.
-    if any(not isinstance(stage, list) or len(stage) != pathways for stage in value):
-        raise ConfigError(
-            f"PySlowFast {key}={value!r}: each stage needs {pathways} entries (one per pathway)"
-        )
+    if not isinstance(value, list) or len(value) != 4 or any(
+            not isinstance(stage, list) or len(stage) != pathways for stage in value):
+        raise ConfigError(f"PySlowFast {key}={value!r}: needs 4 stages (res2-res5), each with "
+                          f"{pathways} entries (one per pathway)")
     return value
 
 

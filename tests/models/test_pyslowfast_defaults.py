@@ -125,6 +125,9 @@ def test_the_defaults_that_differ_from_the_ava_configs():
     del raw["RESNET"]["NUM_BLOCK_TEMP_KERNEL"]
     with pytest.raises(ConfigError, match="NUM_BLOCK_TEMP_KERNEL"):
         config_from_pyslowfast_cfg(yaml.safe_dump(raw))
+    raw["RESNET"]["NUM_BLOCK_TEMP_KERNEL"] = [[3, 3], [4, 4], [6, 6]]  # a stage missing
+    with pytest.raises(ConfigError, match="4 stages"):
+        config_from_pyslowfast_cfg(yaml.safe_dump(raw))
 
 
 @pytest.mark.parametrize("checkpoint, expected", [
