@@ -1,5 +1,5 @@
 """Run PySlowFast's own AVA test path on a tiny AVA-format dataset and save its prediction rows:
-the reference that tests/engine/test_pyslowfast_parity.py compares avadet's test path with.
+the reference that tests/engine/test_pyslowfast_test_path.py compares avadet's test path with.
 
 Run it with a Python that has PySlowFast's dependencies (not avadet's venv), e.g.::
 
