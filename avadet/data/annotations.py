@@ -13,6 +13,8 @@ Boxes:
 - ``val``: the ``detections`` (e.g. ``ava_val_predicted_boxes.csv`` above the test score
   threshold), labelled by the same IoU rule from the val gt where it exists (for a validation
   loss; mAP is computed from the gt file itself); without detections, the gt boxes (score 1).
+  :func:`avadet.engine.build_dataset` passes no exclusions for val: every keyframe with boxes
+  is scored (PySlowFast's test path) and the evaluator leaves the excluded ones out.
 
 Keyframes whose centre frame lies outside the segment are dropped (:func:`keep_in_segment`).
 """

@@ -125,7 +125,11 @@ def build_dataset(cfg: Config, split: str, *, tables: Optional[SplitTables] = No
         raise ConfigError("data.val_boxes is empty and data.val_annotations is missing")
     check_clip_length(cfg)
     _check_transforms(data)
-    boxes, labels = split_boxes(split, class_ids, gt=tables.gt, exclusions=tables.exclusions,
+    # Val scores every keyframe that has boxes, excluded ones too, as PySlowFast's test path
+    # does: the evaluator leaves excluded keyframes out, so the mAP is the same and the
+    # prediction file has every row PySlowFast's has. Training drops them.
+    exclusions = tables.exclusions if split == "train" else None
+    boxes, labels = split_boxes(split, class_ids, gt=tables.gt, exclusions=exclusions,
                                 detections=tables.detections)
     boxes, labels = keep_in_segment(boxes, labels, fps=data.fps,
                                     segment_start=data.segment_start,

@@ -12,7 +12,12 @@ and the others in :data:`PUBLISHED_MODELS`; from a PySlowFast checkpoint:
 :func:`build_model_from_checkpoint`. See docs/models.md.
 """
 
-from avadet.models.build import build_backbone, build_model, config_from_pyslowfast_cfg
+from avadet.models.build import (
+    build_backbone,
+    build_model,
+    config_from_pyslowfast_cfg,
+    pyslowfast_data_settings,
+)
 from avadet.models.checkpoint import (
     LoadReport,
     build_model_from_checkpoint,
@@ -53,6 +58,7 @@ __all__ = [
     "build_model",
     "build_model_from_checkpoint",
     "config_from_pyslowfast_cfg",
+    "pyslowfast_data_settings",
     "count_conv_flops",
     "load_checkpoint",
     "model_config_from_checkpoint",

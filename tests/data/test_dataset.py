@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ from fixtures.dataset_media import frame_number, write_dataset
 from avadet.config import load_config
 from avadet.data import Item, collate, label_boxes_by_iou
 from avadet.engine import build_dataset
+from avadet.engine.build import read_split_tables
+from avadet.engine.inference import EvalSetup, eval_setup, evaluate_predictions, prediction_rows
 from avadet.errors import ConfigError
 from avadet.models import slow_pathway_positions
 
@@ -58,6 +61,7 @@ def root(tmp_path_factory) -> Path:
             "val_boxes.csv": VAL_BOXES,
             "train_boxes.csv": TRAIN_BOXES,
             "train_excl.csv": ["vidA,0904"],
+            "val_excl.csv": ["vidA,0903"],
         },
     )
 
@@ -151,6 +155,31 @@ def test_val_without_detection_file_uses_gt_boxes(root):
     ds = build_dataset(config(root, "data.val_boxes="), "val")
     assert ds.keyframes().values.tolist() == [["vidA", 902], ["vidA", 903]]
     assert ds[0].labels.tolist() == [[1, 1, 0]]
+
+
+def test_val_scores_excluded_keyframes_and_the_evaluator_leaves_them_out(root):
+    # PySlowFast's test path scores every keyframe with boxes; exclusions are the evaluator's.
+    cfg = config(root, "data.val_exclusions=annotations/val_excl.csv")
+    ds = build_dataset(cfg, "val")
+    assert ds.keyframes().values.tolist() == [["-vidB", 902], ["vidA", 902], ["vidA", 903]]
+    tables = read_split_tables(cfg, "val")
+    setup = eval_setup(cfg, ds.class_ids, tables)
+    assert setup.exclusions.values.tolist() == [["vidA", 903]]
+    # A prediction per box and class; the excluded keyframe's box would be a false positive of
+    # class 1 ranked first (and its gt of class 5 a miss) if the evaluator did not drop it.
+    batch = collate([ds[i] for i in range(len(ds))])
+    scores = np.tile([0.5, 0.6, 0.7], (len(batch.box_index), 1))
+    scores[-1] = [0.99, 0.1, 0.1]
+    preds = prediction_rows(batch.video_ids, batch.timestamps, batch.box_index.numpy(),
+                            batch.norm_boxes.numpy(), scores, ds.class_ids)
+    assert (preds["timestamp"] == 903).sum() == 3
+    kept = preds[preds["timestamp"] != 903]
+    with_excluded, without = evaluate_predictions(preds, setup), evaluate_predictions(kept, setup)
+    assert with_excluded.map == without.map == 0.5  # -vidB,0902 has no gt: false positives
+    assert with_excluded.num_pred == without.num_pred and with_excluded.num_gt[5] == 0
+    unexcluded = EvalSetup(dataclasses.replace(tables, exclusions=None), setup.labelmap,
+                           setup.protocol)
+    assert evaluate_predictions(preds, unexcluded).map < 1.0
 
 
 def test_train_with_detections(root):
