@@ -54,7 +54,7 @@ from tqdm import tqdm
 from avadet.boxes import clip_to_image, to_pixels
 from avadet.config import Config
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
-from avadet.data.transforms import short_side_size, to_input
+from avadet.data.transforms import box_scale, short_side_size, to_input
 from avadet.detect.render import LabelsOf, draw_keyframe, pad_even
 from avadet.detect.results import ClipSampling, DetectResult, KeyframeResult
 from avadet.detect.stream import ClipTimeline, StreamState
@@ -76,7 +76,8 @@ class ClipSettings:
     """How the action model wants its input (from the training config): ``num_frames`` at
     ``sampling_rate`` frames of ``trained_fps``, the rate it was trained at (the Fast
     pathway's clip; the model takes the Slow frames from it), ``short_side`` (0: frame size),
-    ``mean``/``std`` of the normalisation. The clip is taken from a video at any rate by time
+    ``mean``/``std`` of the normalisation, ``box_scaling`` (how boxes follow the resize:
+    :data:`~avadet.data.transforms.BOX_SCALINGS`). The clip is taken from a video at any rate by time
     (:class:`~avadet.detect.stream.ClipTimeline`).
     """
 
@@ -86,6 +87,7 @@ class ClipSettings:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     trained_fps: float = 30.0
+    box_scaling: str = "per_axis"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.trained_fps) and self.trained_fps > 0):
@@ -101,7 +103,7 @@ class ClipSettings:
         data = cfg.data
         return cls(data.num_frames, data.sampling_rate, data.test_short_side,
                    tuple(data.mean), tuple(data.std),
-                   float(data.fps if trained_fps is None else trained_fps))
+                   float(data.fps if trained_fps is None else trained_fps), data.box_scaling)
 
     @property
     def window(self) -> int:
@@ -345,7 +347,8 @@ class ClipDetector:
         height, width = full_size
         h2, w2 = clip.shape[1:3]
         boxes = to_pixels(norm_boxes, width, height)
-        boxes = clip_to_image(boxes * np.array([w2 / width, h2 / height] * 2, np.float32), w2, h2)
+        scale = box_scale(height, width, (h2, w2), self.settings.box_scaling)
+        boxes = clip_to_image(boxes * scale, w2, h2)
         fast = to_input(clip, self.settings.mean, self.settings.std)[None].to(self.device)
         rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], 1).to(self.device)
         return self.model(fast, rois).float().cpu().numpy()

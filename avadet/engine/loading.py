@@ -36,7 +36,7 @@ from torch import nn
 from avadet.config import Config, DataConfig, ModelConfig
 from avadet.errors import AvadetError, CheckpointError, one_line
 from avadet.models import build_model, published_config
-from avadet.models.build import config_from_pyslowfast_cfg
+from avadet.models.build import config_from_pyslowfast_cfg, pyslowfast_data_settings
 from avadet.models.checkpoint import (
     LoadReport,
     check_model_size,
@@ -142,7 +142,7 @@ def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
         source = "caffe2"
     elif isinstance(obj, dict) and isinstance(obj.get("cfg"), str):
         _unused_arch(arch, "pyslowfast", path)
-        model_cfg, data = _pyslowfast(obj["cfg"], path), _pyslowfast_data(obj["cfg"])
+        model_cfg, data = _pyslowfast(obj["cfg"], path), _pyslowfast_data(obj["cfg"], path)
         source = "pyslowfast"
     else:
         tensors = state_dict_of(obj, str(path))
@@ -193,21 +193,11 @@ def _pyslowfast(cfg_text: str, path: Path) -> ModelConfig:
         raise CheckpointError(f"{path}: its PySlowFast cfg does not load: {one_line(exc)}") from None
 
 
-def _pyslowfast_data(cfg_text: str) -> dict[str, Any]:
-    import yaml
-
-    raw = yaml.safe_load(cfg_text) or {}
-
-    def get(section: str, key: str, default: Any) -> Any:
-        return (raw.get(section) or {}).get(key, default)
-
-    return dict(num_frames=int(get("DATA", "NUM_FRAMES", 8)),
-                sampling_rate=int(get("DATA", "SAMPLING_RATE", 8)),
-                mean=[float(x) for x in get("DATA", "MEAN", [0.45] * 3)],
-                std=[float(x) for x in get("DATA", "STD", [0.225] * 3)],
-                test_short_side=int(get("DATA", "TEST_CROP_SIZE", 256)),
-                test_detection_score=float(get("AVA", "DETECTION_SCORE_THRESH", 0.9)),
-                **_PYSLOWFAST_BOXES)
+def _pyslowfast_data(cfg_text: str, path: Path) -> dict[str, Any]:
+    try:
+        return pyslowfast_data_settings(cfg_text)
+    except (AvadetError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: its PySlowFast cfg: {one_line(exc)}") from None
 
 
 def _pytorchvideo(tensors: dict[str, torch.Tensor], path: Path) -> tuple[ModelConfig, dict[str, Any]]:
