@@ -1,0 +1,254 @@
+"""The model zoo table and resolve_checkpoint: a name becomes a verified file in the torch hub
+cache, downloaded once; every failure is one line. Nothing touches the network: downloads
+are served from file:// URLs or a patched urlopen."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from avadet.config import ModelConfig, load_config
+from avadet.errors import CheckpointError, ConfigError, WeightsUnavailable
+from avadet.models import PUBLISHED_MODELS, zoo
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Path:
+    """A fresh torch hub cache under TORCH_HOME (torch.hub.get_dir reads it on each call)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(zoo, "_VERIFIED", set())
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def fake_entry(url: str, sha256=None, name: str = "fake_model") -> zoo.ZooEntry:
+    return dataclasses.replace(zoo.ZOO[0], name=name, url=url, sha256=sha256)
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A weights file served from a file:// URL, as a zoo entry named fake_model."""
+    source = tmp_path / "server" / "fake_weights.pth"
+    source.parent.mkdir()
+    source.write_bytes(b"weights" * 1000)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+
+    def install(sha256):
+        entry = fake_entry(source.as_uri(), sha256)
+        monkeypatch.setattr(zoo, "ZOO", (*zoo.ZOO, entry))
+        return entry
+
+    return source, digest, install
+
+
+# -- the table ---------------------------------------------------------------------------
+
+def test_names_are_short_unique_lowercase_and_files_distinct():
+    names = zoo.zoo_names()
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[a-z0-9_]+", n) and len(n) <= 45 for n in names), names
+    files = [e.file_name for e in zoo.ZOO]
+    assert len(set(files)) == len(files)  # one cache file per entry
+
+
+def test_every_entry_is_complete_and_of_a_known_kind():
+    for e in zoo.ZOO:
+        assert e.source in ("caffe2", "pyslowfast", "pytorchvideo", "mmaction2"), e.name
+        assert e.url.startswith("https://"), e.name
+        assert e.preprocessing.box_scaling in zoo.BOX_SCALINGS
+        assert e.ava_version in ("2.1", "2.2")
+        assert 10 < e.val_map < 40
+        assert e.reference and e.authors_config and e.pretrain
+        expected_scaling = "per_axis" if e.source == "mmaction2" else "long_side"
+        assert e.preprocessing.box_scaling == expected_scaling, e.name
+
+
+def test_checksums_are_the_published_ones_only():
+    for e in zoo.ZOO:
+        if e.source == "mmaction2":
+            # MMAction2's file names end in the first 8 hex digits of the sha256.
+            stamp = re.search(r"-([0-9a-f]{8})\.pth$", e.file_name)
+            assert stamp and e.sha256 == stamp.group(1), e.name
+        else:
+            assert e.sha256 is None, e.name  # PySlowFast and pytorchvideo publish none
+
+
+def test_published_numbers_as_the_authors_list_them():
+    by_name = {e.name: e for e in zoo.ZOO}
+    # PySlowFast MODEL_ZOO.md, AVA.
+    assert by_name["pyslowfast_slowfast_32x2_r101_50_50"].val_map == 29.1
+    assert by_name["pyslowfast_slowfast_64x2_r101_50_50"].preprocessing.num_frames == 64
+    assert by_name["pyslowfast_slow_8x8_r50"].preprocessing.detection_threshold == 0.9
+    # pytorchvideo model_zoo.md AVA (V2.2); MMAction2 metafile.yml.
+    assert by_name["pytorchvideo_slowfast_r50_detection"].val_map == 24.67
+    assert by_name["mmaction2_slowfast_r50_8x8_ava22"].val_map == 25.90
+
+
+def test_architectures_are_builders_or_model_config_fields():
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    for e in zoo.ZOO:
+        if isinstance(e.architecture, str):
+            assert e.architecture in PUBLISHED_MODELS, e.name
+            cfg = zoo.model_config(e)
+            assert cfg.arch in ("slow", "slowfast")
+        elif e.source != "mmaction2":
+            assert set(e.architecture) <= fields, e.name
+
+
+def test_an_architecture_avadet_lacks_is_a_config_error_naming_the_fields():
+    entry = zoo.find_entry("mmaction2_slowfast_r50_4x16_ava21")
+    with pytest.raises(ConfigError, match="res5_stride"):
+        zoo.model_config(entry)
+
+
+@pytest.mark.parametrize("entry", zoo.ZOO, ids=lambda e: e.name)
+def test_the_test_config_and_overrides_are_the_authors_test_settings(entry):
+    cfg = load_config(REPO / entry.test_config, list(entry.test_overrides))
+    pre = entry.preprocessing
+    assert cfg.data.test_short_side == pre.test_short_side
+    assert cfg.data.num_frames == pre.num_frames
+    assert cfg.data.sampling_rate == pre.sampling_rate
+    assert cfg.data.test_detection_score == pre.detection_threshold
+    assert cfg.data.mean == pytest.approx(list(pre.mean))
+    assert cfg.data.std == pytest.approx(list(pre.std))
+    assert f"v{entry.ava_version}" in cfg.data.val_annotations
+    assert f"v{entry.ava_version}" in cfg.data.labelmap
+    if isinstance(entry.architecture, str):
+        assert cfg.model.arch == zoo.model_config(entry).arch
+    command = zoo.reproduce_command(entry)
+    assert f"--config {entry.test_config} --checkpoint {entry.name}" in command
+
+
+def test_to_dict_is_json_ready():
+    import json
+
+    for e in zoo.ZOO:
+        assert json.loads(json.dumps(e.to_dict()))["name"] == e.name
+
+
+# -- resolve_checkpoint ------------------------------------------------------------------
+
+def test_an_existing_file_is_returned_as_it_is(tmp_path, hub):
+    path = tmp_path / "mine.pt"
+    path.write_bytes(b"x")
+    resolved = zoo.resolve_checkpoint(str(path))
+    assert resolved == zoo.ResolvedCheckpoint(path, None)
+    assert not hub.exists()
+
+
+def test_an_unknown_name_is_one_line_with_close_names(hub):
+    with pytest.raises(CheckpointError) as err:
+        zoo.resolve_checkpoint("pyslowfast_slowfast_32x2_r101")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("pyslowfast_slowfast_32x2_r101: no such file")
+    assert "pyslowfast_slowfast_32x2_r101_50_50" in message
+
+
+def test_a_name_downloads_once_into_the_hub_cache(served, hub):
+    source, digest, install = served
+    entry = install(digest[:8])  # an MMAction2-style prefix
+    resolved = zoo.resolve_checkpoint("fake_model", progress=False)
+    assert resolved.path == hub / "fake_weights.pth"
+    assert resolved.entry == entry
+    assert resolved.path.read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in hub.iterdir()) == ["fake_weights.pth"]  # no temp file left
+    source.unlink()  # a second resolve must not need the server
+    assert zoo.resolve_checkpoint("FAKE_MODEL").path == resolved.path
+
+
+def test_a_full_published_sha256_is_checked_too(served, hub):
+    _, digest, install = served
+    install(digest)
+    assert zoo.resolve_checkpoint("fake_model", progress=False).path.is_file()
+
+
+def test_a_download_with_the_wrong_hash_keeps_nothing(served, hub):
+    _, digest, install = served
+    install("0" * 8)
+    with pytest.raises(CheckpointError, match=f"sha256 {digest} does not match the published 00000000"):
+        zoo.resolve_checkpoint("fake_model", progress=False)
+    assert list(hub.iterdir()) == []
+
+
+def test_a_damaged_cached_file_names_both_hashes_and_says_delete(served, hub):
+    _, digest, install = served
+    install(digest[:8])
+    hub.mkdir(parents=True)
+    (hub / "fake_weights.pth").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError) as err:
+        zoo.resolve_checkpoint("fake_model")
+    message = str(err.value)
+    assert "\n" not in message and "delete it" in message
+    assert str(hub / "fake_weights.pth") in message
+    assert digest[:8] in message and hashlib.sha256(b"truncated").hexdigest() in message
+
+
+def test_a_cached_file_is_hashed_once(served, hub, monkeypatch):
+    _, digest, install = served
+    install(digest[:8])
+    zoo.resolve_checkpoint("fake_model", progress=False)
+    calls = []
+    monkeypatch.setattr(zoo, "sha256_file", lambda p: calls.append(p) or digest)
+    zoo.resolve_checkpoint("fake_model")
+    zoo.resolve_checkpoint("fake_model")
+    assert calls == []
+
+
+def test_offline_is_one_line_naming_the_url_and_where_to_put_it(served, hub, monkeypatch):
+    _, digest, install = served
+    entry = install(digest[:8])
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(WeightsUnavailable) as err:
+        zoo.resolve_checkpoint("fake_model")
+    message = str(err.value)
+    assert "\n" not in message
+    assert entry.url in message and str(hub / "fake_weights.pth") in message
+    assert list(hub.iterdir()) == []  # the temp file is gone
+
+
+def test_a_connection_reset_midway_is_weights_unavailable(served, hub):
+    _, digest, install = served
+    install(digest[:8])
+
+    class Broken:
+        headers = {"Content-Length": "100"}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, n):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(WeightsUnavailable, match="Connection reset"):
+        zoo.download_checkpoint("https://example.invalid/w.pth", hub / "w.pth",
+                                opener=lambda *a, **k: Broken(), progress=False)
+    assert list(hub.iterdir()) == []
+
+
+def test_no_download_when_not_allowed(hub):
+    with pytest.raises(WeightsUnavailable) as err:
+        zoo.resolve_checkpoint("pyslowfast_slow_8x8_r50", download=False)
+    message = str(err.value)
+    assert "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/ava/C2D_8x8_R50.pkl" in message
+    assert str(hub / "C2D_8x8_R50.pkl") in message
+
+
+def test_torch_home_moves_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "elsewhere"))
+    entry = zoo.find_entry("pytorchvideo_slowfast_r50_detection")
+    assert zoo.cached_path(entry) == tmp_path / "elsewhere/hub/checkpoints/SLOWFAST_8x8_R50_DETECTION.pyth"
