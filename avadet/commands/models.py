@@ -16,7 +16,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="one model's details (a name from the list)")
     parser.add_argument("--json", action="store_true", help="print the entries as JSON")
-    parser.add_argument("--data-root", default="/data/ava",
+    parser.add_argument("--data-root", default="data/ava",
                         help="dataset root written into the avadet test command "
                              "(default: %(default)s)")
 

@@ -579,7 +579,7 @@ def resolve_checkpoint(name_or_path: Union[str, Path], *, download: bool = True,
     return ResolvedCheckpoint(dest, entry)
 
 
-def reproduce_command(entry: ZooEntry, data_root: str = "/data/ava") -> str:
+def reproduce_command(entry: ZooEntry, data_root: str = "data/ava") -> str:
     """The ``avadet test`` command line that should reproduce ``entry``'s published mAP on
     AVA prepared under ``data_root``."""
     parts = ["avadet test", f"--config {entry.test_config}", f"--checkpoint {entry.name}",

@@ -80,3 +80,24 @@ def test_an_unknown_name_is_exit_2_and_one_line(hub, capsys):
     assert len(lines) == 1 and captured.out == ""
     assert lines[0].startswith("avadet models: error: slowfast_32x2_r101: no model")
     assert "pyslowfast_slowfast_32x2_r101_50_50" in lines[0]
+
+
+def test_the_readme_shows_the_current_table(hub, capsys):
+    """README's "Published models" block is the output of `avadet models` (no file cached)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("$ avadet models\n", 1)[1].split("```", 1)[0]
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line and not line.startswith("cache:")]
+    assert [line for line in block.splitlines() if line and not line.startswith("cache:")] == table
+
+
+def test_docs_give_every_models_reproduce_command():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "model_zoo.md").read_text()
+    for entry in zoo.ZOO:
+        assert f"### `{entry.name}`" in doc
+        assert zoo.reproduce_command(entry) in doc
