@@ -39,13 +39,14 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional, Union
 from urllib.parse import urlparse
 
 from avadet.config import ModelConfig
-from avadet.errors import NO_SPACE_ERRNOS, CheckpointError, ConfigError, WeightsUnavailable
+from avadet.errors import CheckpointError, ConfigError, WeightsUnavailable
 
 BOX_SCALINGS = ("long_side", "per_axis")
 
@@ -491,14 +492,25 @@ def verify_file(path: Union[str, Path], expected: Optional[str]) -> None:
 Opener = Callable[..., Any]
 
 
+def _unavailable(url: str, dest: Path, reason: object) -> WeightsUnavailable:
+    reason = " ".join(str(reason).split())
+    return WeightsUnavailable(f"cannot download {url} ({reason}); fetch it on a machine with "
+                              f"internet and put it at {dest}")
+
+
 def download_checkpoint(url: str, dest: Union[str, Path], *, sha256: Optional[str] = None,
                         progress: bool = True, timeout: float = 60.0,
                         opener: Optional[Opener] = None) -> Path:
     """Download ``url`` to ``dest``: into a temporary file in ``dest``'s folder (a tqdm bar
     on stderr), checked against ``sha256`` (full or prefix), then renamed onto ``dest`` in one
     step, so ``dest`` is complete or absent. ``opener`` is ``urllib.request.urlopen`` unless
-    given. A network failure is :class:`WeightsUnavailable` naming the URL and ``dest``; a
-    full disk is the ``OSError`` itself."""
+    given.
+
+    Failures of the network (no route, DNS, HTTP errors, timeouts, a connection cut short) are
+    :class:`WeightsUnavailable`, one line naming the URL and ``dest``; a failure to write
+    (a full disk) is the ``OSError`` itself; a checksum mismatch is a
+    :class:`CheckpointError`. Nothing is left behind but a complete, checked ``dest``.
+    """
     from tqdm import tqdm
 
     dest = Path(dest)
@@ -508,23 +520,24 @@ def download_checkpoint(url: str, dest: Union[str, Path], *, sha256: Optional[st
     tmp = Path(tmp_name)
     try:
         with os.fdopen(handle, "wb") as out:
-            try:
-                request = urllib.request.Request(url, headers={"User-Agent": "avadet"})
+            request = urllib.request.Request(url, headers={"User-Agent": "avadet"})
+            try:  # only reading from the network is in here: a failed write is not "offline"
                 with opener(request, timeout=timeout) as response:
                     length = response.headers.get("Content-Length") if response.headers else None
                     total = int(length) if length and str(length).isdigit() else None
+                    got = 0
                     with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
                               disable=not progress, leave=False) as bar:
                         while block := response.read(1 << 16):
-                            out.write(block)
+                            _write(out, block)
+                            got += len(block)
                             bar.update(len(block))
-            except OSError as exc:  # URLError, HTTPError, timeouts, resets are OSErrors
-                if exc.errno in NO_SPACE_ERRNOS:
-                    raise
-                reason = getattr(exc, "reason", None) or exc
-                raise WeightsUnavailable(
-                    f"cannot download {url} ({reason}); fetch it on a machine with internet "
-                    f"and put it at {dest}") from None
+            except (OSError, HTTPException) as exc:  # URLError, HTTPError, timeouts, resets
+                if isinstance(exc, _WriteError):
+                    raise exc.__cause__ from None  # type: ignore[misc]
+                raise _unavailable(url, dest, getattr(exc, "reason", None) or exc) from None
+            if total is not None and got != total:
+                raise _unavailable(url, dest, f"the connection ended after {got} of {total} bytes")
         if sha256 is not None:
             actual = sha256_file(tmp)
             if not _hash_matches(actual, sha256):
@@ -536,6 +549,17 @@ def download_checkpoint(url: str, dest: Union[str, Path], *, sha256: Optional[st
     if sha256 is not None:
         _VERIFIED.add(_file_key(dest))  # checked above: resolve_checkpoint need not hash again
     return dest
+
+
+class _WriteError(OSError):
+    """Marks a failed write inside the download loop, so it is not taken for the network."""
+
+
+def _write(out: Any, block: bytes) -> None:
+    try:
+        out.write(block)
+    except OSError as exc:
+        raise _WriteError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,34 @@ def test_the_test_config_and_overrides_are_the_authors_test_settings(entry):
     assert f"--config {entry.test_config} --checkpoint {entry.name}" in command
 
 
+@pytest.mark.parametrize("name, hub_builder, frames", [
+    ("pytorchvideo_slow_r50_detection", "slow_r50_detection", (4,)),
+    ("pytorchvideo_slowfast_r50_detection", "slowfast_r50_detection", (8, 32)),
+])
+def test_pytorchvideo_entries_build_their_hub_models(name, hub_builder, frames, tmp_path, randomize):
+    """The architecture a pytorchvideo row names loads that hub model's state dict and
+    computes its outputs (pytorchvideo's own model, random weights, is the oracle)."""
+    import pytorchvideo.models.hub as ptv_hub
+    import torch
+
+    from avadet.models import build_model, load_checkpoint
+
+    torch.manual_seed(0)
+    reference = randomize(getattr(ptv_hub, hub_builder)(pretrained=False)).eval()
+    torch.save(reference.state_dict(), tmp_path / "hub.pt")
+    model = build_model(zoo.model_config(zoo.find_entry(name))).eval()
+    report = load_checkpoint(model, tmp_path / "hub.pt")
+    assert report.source == "pytorchvideo" and report.ok
+    gen = torch.Generator().manual_seed(1)
+    clip = [torch.randn(1, 3, t, 64, 96, generator=gen) for t in frames]
+    boxes = torch.tensor([[0.0, 10.0, 5.0, 50.0, 60.0], [0.0, 30.5, 2.2, 70.1, 40.9]])
+    with torch.no_grad():
+        expected = reference([c.clone() for c in clip] if len(clip) > 1 else clip[0].clone(), boxes)
+        scores = model(clip, boxes)
+    assert 0.05 < expected.std().item()  # not saturated
+    assert ((scores - expected).abs().max() / expected.abs().max()).item() < 1e-5
+
+
 def test_to_dict_is_json_ready():
     import json
 
@@ -218,25 +246,74 @@ def test_offline_is_one_line_naming_the_url_and_where_to_put_it(served, hub, mon
     assert list(hub.iterdir()) == []  # the temp file is gone
 
 
-def test_a_connection_reset_midway_is_weights_unavailable(served, hub):
-    _, digest, install = served
-    install(digest[:8])
+class FakeResponse:
+    """What urlopen returns: headers and read(n); ``fail`` is raised after the first block."""
 
-    class Broken:
-        headers = {"Content-Length": "100"}
+    def __init__(self, data: bytes, length: int, fail: Exception = None):
+        self.headers = {"Content-Length": str(length)}
+        self.blocks = [data[i:i + 4096] for i in range(0, len(data), 4096)]
+        self.fail = fail
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, n):
+        if self.fail is not None and len(self.blocks) < 2:
+            raise self.fail
+        return self.blocks.pop(0) if self.blocks else b""
+
+
+def test_a_download_cut_short_is_weights_unavailable_and_keeps_nothing(hub):
+    opener = lambda *a, **k: FakeResponse(b"x" * 5000, length=9000)  # noqa: E731
+    with pytest.raises(WeightsUnavailable, match="ended after 5000 of 9000 bytes"):
+        zoo.download_checkpoint("https://example.invalid/w.pth", hub / "w.pth", opener=opener,
+                                progress=False)
+    assert list(hub.iterdir()) == []
+
+
+@pytest.mark.parametrize("failure", [ConnectionResetError(104, "Connection reset by peer"),
+                                     TimeoutError("timed out"), "incomplete"])
+def test_a_connection_failing_midway_is_weights_unavailable(hub, failure):
+    from http.client import IncompleteRead
+
+    failure = IncompleteRead(b"x") if failure == "incomplete" else failure
+    opener = lambda *a, **k: FakeResponse(b"x" * 9000, 9000, failure)  # noqa: E731
+    with pytest.raises(WeightsUnavailable) as err:
+        zoo.download_checkpoint("https://example.invalid/w.pth", hub / "w.pth", opener=opener,
+                                progress=False)
+    assert "https://example.invalid/w.pth" in str(err.value) and "\n" not in str(err.value)
+    assert list(hub.iterdir()) == []
+
+
+def test_a_full_disk_is_not_taken_for_the_network(hub, monkeypatch):
+    import errno
+    import os
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
 
         def __enter__(self):
             return self
 
         def __exit__(self, *exc):
+            self.handle.close()
             return False
 
-        def read(self, n):
-            raise ConnectionResetError(104, "Connection reset by peer")
+        def write(self, block):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(WeightsUnavailable, match="Connection reset"):
-        zoo.download_checkpoint("https://example.invalid/w.pth", hub / "w.pth",
-                                opener=lambda *a, **k: Broken(), progress=False)
+    monkeypatch.setattr(zoo.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    opener = lambda *a, **k: FakeResponse(b"x" * 9000, 9000)  # noqa: E731
+    with pytest.raises(OSError) as err:
+        zoo.download_checkpoint("https://example.invalid/w.pth", hub / "w.pth", opener=opener,
+                                progress=False)
+    assert err.value.errno == errno.ENOSPC and not isinstance(err.value, WeightsUnavailable)
     assert list(hub.iterdir()) == []
 
 
