@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from avadet.models.zoo import ZooEntry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
                               "test_command": zoo.reproduce_command(entry, args.data_root)},
                              indent=2))
             return 0
-        print(describe(entry, cached, zoo.cached_path(entry), zoo.reproduce_command(entry, args.data_root)))
+        print(describe(entry, cached, zoo.cached_path(entry),
+                       zoo.reproduce_command(entry, args.data_root)))
         return 0
     if args.json:
         print(json.dumps([{**e.to_dict(), "cached": zoo.is_cached(e)} for e in zoo.ZOO], indent=2))
@@ -54,35 +59,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def home_short(path) -> str:
+def home_short(path: Path) -> str:
     """``path`` with the home folder written ``~``."""
     text, home = str(path), str(Path.home())
     return "~" + text[len(home):] if home != "/" and text.startswith(home + "/") else text
 
 
-def describe(entry, cached: bool, path, command: str) -> str:
+def describe(entry: ZooEntry, cached: bool, path: Path, command: str) -> str:
+    """``entry`` in full, one field a line."""
     pre = entry.preprocessing
     sha = entry.sha256 or "not published"
     if entry.sha256 and len(entry.sha256) < 64:
-        sha += " (the first 8 hex digits, from the file name)"
+        sha += " (its first 8 hex digits, from the file name)"
     arch = entry.architecture if isinstance(entry.architecture, str) else \
         ", ".join(f"{k}={v}" for k, v in entry.architecture.items())
-    lines = [
-        f"{entry.name}",
-        f"  source:        {entry.source} ({entry.reference})",
-        f"  url:           {entry.url}",
-        f"  sha256:        {sha}",
-        f"  cached:        {'yes' if cached else 'no'} ({home_short(path)})",
-        f"  architecture:  {arch}",
-        f"  authors' val mAP: {entry.val_map:.2f} on AVA v{entry.ava_version}",
-        f"  pretrain:      {entry.pretrain}",
-        f"  authors' config: {entry.authors_config}",
-        "  preprocessing: "
-        f"short side {pre.test_short_side}, {pre.num_frames} frames at stride {pre.sampling_rate}, "
-        f"mean {list(pre.mean)}, std {list(pre.std)}, boxes scaled {pre.box_scaling.replace('_', '-')}, "
-        f"person boxes >= {pre.detection_threshold}",
+    fields = [
+        ("source", f"{entry.source} ({entry.reference})"),
+        ("url", entry.url),
+        ("sha256", sha),
+        ("cached", f"{'yes' if cached else 'no'} ({home_short(path)})"),
+        ("architecture", arch),
+        ("authors' mAP", f"{entry.val_map:.2f} on AVA v{entry.ava_version} val"),
+        ("pretrain", entry.pretrain),
+        ("authors' config", entry.authors_config),
+        ("preprocessing",
+         f"short side {pre.test_short_side}, {pre.num_frames} frames at stride "
+         f"{pre.sampling_rate}, mean {list(pre.mean)}, std {list(pre.std)}, boxes scaled "
+         f"{pre.box_scaling.replace('_', '-')}, person boxes >= {pre.detection_threshold}"),
+        *([("notes", entry.notes)] if entry.notes else []),
+        ("reproduce", command),
     ]
-    if entry.notes:
-        lines.append(f"  notes:         {entry.notes}")
-    lines.append(f"  reproduce:     {command}")
-    return "\n".join(lines)
+    width = max(len(label) for label, _ in fields) + 2
+    return "\n".join([entry.name] + [f"  {label + ':':<{width}}{value}" for label, value in fields])

@@ -31,6 +31,7 @@ checked.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -93,7 +94,7 @@ class ZooEntry:
     source: str
     url: str
     sha256: Optional[str]
-    architecture: Union[str, Mapping[str, Any]]
+    architecture: Union[str, Mapping[str, Any]] = dataclasses.field(hash=False)
     preprocessing: Preprocessing
     val_map: float
     ava_version: str
@@ -116,13 +117,14 @@ class ZooEntry:
             return self.architecture
         arch = dict(self.architecture)
         nonlocal_blocks = any(arch.get("nonlocal_blocks", []))
-        return f"{arch.get('arch', 'slowfast')}_r{arch.get('depth', 50)}" + ("_nl" if nonlocal_blocks else "")
+        label = f"{arch.get('arch', 'slowfast')}_r{arch.get('depth', 50)}"
+        return label + ("_nl" if nonlocal_blocks else "")
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain JSON-ready values."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["architecture"] = (self.architecture if isinstance(self.architecture, str)
-                               else dict(self.architecture))
+                               else copy.deepcopy(dict(self.architecture)))
         out["preprocessing"] = dataclasses.asdict(self.preprocessing)
         out["test_overrides"] = list(self.test_overrides)
         out["file_name"] = self.file_name
@@ -130,7 +132,8 @@ class ZooEntry:
 
 
 def _arch(**fields: Any) -> Mapping[str, Any]:
-    return MappingProxyType(fields)
+    """A read-only architecture mapping with lists of its own (no list shared by two rows)."""
+    return MappingProxyType(copy.deepcopy(fields))
 
 
 # PySlowFast normalisation and Caffe2-era test input (slowfast/config/defaults.py DATA.MEAN,
@@ -156,7 +159,8 @@ _MMACTION2_ZOO = "https://download.openmmlab.com/mmaction/v1.0/detection/"
 
 def _pyslowfast(name: str, file: str, arch: str, *, num_frames: int, sampling_rate: int,
                 threshold: float, val_map: float, version: str, pretrain: str, config: str,
-                test_config: str, test_overrides: tuple[str, ...] = (), notes: str = "") -> ZooEntry:
+                test_config: str, test_overrides: tuple[str, ...] = (),
+                notes: str = "") -> ZooEntry:
     return ZooEntry(
         name=name, source="caffe2", url=_PYSLOWFAST_ZOO + file, sha256=None, architecture=arch,
         preprocessing=Preprocessing(256, _PYSLOWFAST_MEAN, _PYSLOWFAST_STD, num_frames,
@@ -218,7 +222,8 @@ _PYTORCHVIDEO_ENTRIES = (
         name="pytorchvideo_slowfast_r50_detection", source="pytorchvideo",
         url=_PYTORCHVIDEO_ZOO + "SLOWFAST_8x8_R50_DETECTION.pyth", sha256=None,
         architecture="slowfast_r50_detection",
-        preprocessing=Preprocessing(256, _PYSLOWFAST_MEAN, _PYSLOWFAST_STD, 32, 2, "long_side", 0.8),
+        preprocessing=Preprocessing(256, _PYSLOWFAST_MEAN, _PYSLOWFAST_STD, 32, 2, "long_side",
+                                    0.8),
         val_map=24.67, ava_version="2.2", pretrain="Kinetics-400",
         authors_config="pytorchvideo.models.hub.slowfast_r50_detection",
         test_config="configs/ava/slowfast_32x2_r50_short.yaml",
@@ -233,7 +238,8 @@ _PYTORCHVIDEO_ENTRIES = (
         name="pytorchvideo_slow_r50_detection", source="pytorchvideo",
         url=_PYTORCHVIDEO_ZOO + "SLOW_4x16_R50_DETECTION.pyth", sha256=None,
         architecture="slow_8x8_r50",
-        preprocessing=Preprocessing(256, _PYSLOWFAST_MEAN, _PYSLOWFAST_STD, 4, 16, "long_side", 0.9),
+        preprocessing=Preprocessing(256, _PYSLOWFAST_MEAN, _PYSLOWFAST_STD, 4, 16, "long_side",
+                                    0.9),
         val_map=19.5, ava_version="2.2", pretrain="Kinetics-400",
         authors_config="pytorchvideo.models.hub.slow_r50_detection",
         test_config="configs/ava/slow_8x8_r50.yaml",
@@ -278,7 +284,7 @@ def _mm_slowfast(alpha: int, fusion_kernel: int) -> Mapping[str, Any]:
 
 
 def _mm_slowonly(depth: int = 50, nonlocal_blocks: bool = False) -> Mapping[str, Any]:
-    fields: dict[str, Any] = dict(_MMACTION2_COMMON, arch="slow", depth=depth)
+    fields: dict[str, Any] = {"arch": "slow", **_MMACTION2_COMMON, "depth": depth}
     if nonlocal_blocks:
         # non_local=((0, 0, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 0, 0)): a block after
         # res3 blocks 0, 2 and res4 blocks 0, 2, 4 (0-based).
@@ -422,7 +428,7 @@ def model_config(entry: ZooEntry, **overrides: Any) -> ModelConfig:
     if isinstance(entry.architecture, str):
         return published_config(entry.architecture, **overrides)
     known = {f.name for f in dataclasses.fields(ModelConfig)}
-    fields = {**dict(entry.architecture), **overrides}
+    fields = {**copy.deepcopy(dict(entry.architecture)), **overrides}
     missing = sorted(set(fields) - known)
     if missing:
         raise ConfigError(f"{entry.name}: avadet cannot build this architecture yet "

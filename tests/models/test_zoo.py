@@ -130,7 +130,8 @@ def test_the_test_config_and_overrides_are_the_authors_test_settings(entry):
     ("pytorchvideo_slow_r50_detection", "slow_r50_detection", (4,)),
     ("pytorchvideo_slowfast_r50_detection", "slowfast_r50_detection", (8, 32)),
 ])
-def test_pytorchvideo_entries_build_their_hub_models(name, hub_builder, frames, tmp_path, randomize):
+def test_pytorchvideo_entries_build_their_hub_models(name, hub_builder, frames, tmp_path,
+                                                     randomize):
     """The architecture a pytorchvideo row names loads that hub model's state dict and
     computes its outputs (pytorchvideo's own model, random weights, is the oracle)."""
     import pytorchvideo.models.hub as ptv_hub
@@ -201,7 +202,8 @@ def test_a_full_published_sha256_is_checked_too(served, hub):
 def test_a_download_with_the_wrong_hash_keeps_nothing(served, hub):
     _, digest, install = served
     install("0" * 8)
-    with pytest.raises(CheckpointError, match=f"sha256 {digest} does not match the published 00000000"):
+    expected = f"sha256 {digest} does not match the published 00000000"
+    with pytest.raises(CheckpointError, match=expected):
         zoo.resolve_checkpoint("fake_model", progress=False)
     assert list(hub.iterdir()) == []
 
@@ -328,4 +330,5 @@ def test_no_download_when_not_allowed(hub):
 def test_torch_home_moves_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "elsewhere"))
     entry = zoo.find_entry("pytorchvideo_slowfast_r50_detection")
-    assert zoo.cached_path(entry) == tmp_path / "elsewhere/hub/checkpoints/SLOWFAST_8x8_R50_DETECTION.pyth"
+    expected = tmp_path / "elsewhere" / "hub" / "checkpoints" / "SLOWFAST_8x8_R50_DETECTION.pyth"
+    assert zoo.cached_path(entry) == expected
