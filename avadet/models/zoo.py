@@ -568,6 +568,9 @@ def _write(out: Any, block: bytes) -> None:
         raise _WriteError(str(exc)) from exc
 
 
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pyth", ".pkl", ".ckpt")
+
+
 @dataclass(frozen=True)
 class ResolvedCheckpoint:
     """A checkpoint file ready to read, and its zoo entry (None for a path the user gave)."""
@@ -585,19 +588,25 @@ def resolve_checkpoint(name_or_path: Union[str, Path], *, download: bool = True,
       checked against the published sha256 once per process; downloaded first if absent
       and ``download`` (see :func:`download_checkpoint`).
 
-    Errors, each one line: an unknown name is a :class:`CheckpointError` naming the close
-    ones; a zoo file that is absent and cannot be downloaded (no network, or
-    ``download=False``) is :class:`WeightsUnavailable` saying which URL to fetch and where
-    to put it; a cached file with the wrong sha256 is a :class:`CheckpointError` telling
-    the user to delete it.
+    Errors, each one line:
+
+    - a missing path (with a folder in it, or a checkpoint suffix): :class:`CheckpointError`
+      "no such file"; any other unknown name: :class:`CheckpointError` naming the closest
+      zoo names;
+    - a zoo file that is absent and cannot be downloaded (no network, or ``download=False``):
+      :class:`WeightsUnavailable` saying which URL to fetch and where to put it;
+    - a cached or downloaded file with the wrong sha256: :class:`CheckpointError` with both
+      hashes (delete the cached file and run again).
     """
     path = Path(name_or_path)
     if path.is_file():
         return ResolvedCheckpoint(path, None)
     entry = find_entry(str(name_or_path))
     if entry is None:
-        if path.exists():  # a folder: the OS's word for it, like any other bad path
+        if path.exists():  # a folder
             raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+        if len(path.parts) > 1 or path.suffix in _CHECKPOINT_SUFFIXES:  # meant as a path
+            raise CheckpointError(f"{path}: no such file")
         raise CheckpointError(unknown_name_message(str(name_or_path)))
     dest = cached_path(entry)
     if not dest.is_file():

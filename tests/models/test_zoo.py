@@ -181,6 +181,18 @@ def test_an_unknown_name_is_one_line_with_close_names(hub):
     assert "pyslowfast_slowfast_32x2_r101_50_50" in message
 
 
+@pytest.mark.parametrize("given", ["runs/sf/model_final.pt", "model_final.pyth"])
+def test_a_missing_path_is_no_such_file_without_zoo_names(given, hub):
+    with pytest.raises(CheckpointError) as err:
+        zoo.resolve_checkpoint(given)
+    assert str(err.value) == f"{given}: no such file"
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path, hub):
+    with pytest.raises(CheckpointError, match="is a folder"):
+        zoo.resolve_checkpoint(tmp_path)
+
+
 def test_a_name_downloads_once_into_the_hub_cache(served, hub):
     source, digest, install = served
     entry = install(digest[:8])  # an MMAction2-style prefix
