@@ -85,9 +85,10 @@ class ZooEntry:
     published). ``architecture``: a builder name of :data:`~avadet.models.PUBLISHED_MODELS`,
     or the ModelConfig fields of an architecture that has no builder (read-only mapping).
     ``val_map``: the authors' frame-mAP (%) on AVA ``ava_version`` val. ``test_config`` and
-    ``test_overrides``: the avadet config (and ``key=value`` overrides) whose data settings
-    are the authors' test settings, for ``avadet test``. ``reference``: the authors' file the
-    row was read from.
+    ``test_overrides``: the avadet config of that architecture and the ``key=value``
+    overrides that point it at the AVA version's files, for ``avadet test`` (the
+    preprocessing comes from the entry, :meth:`data_settings`). ``reference``: the authors'
+    files the row was read from.
     """
 
     name: str
@@ -120,6 +121,15 @@ class ZooEntry:
         label = f"{arch.get('arch', 'slowfast')}_r{arch.get('depth', 50)}"
         return label + ("_nl" if nonlocal_blocks else "")
 
+    def data_settings(self) -> dict[str, Any]:
+        """The preprocessing as avadet's ``data`` fields (what a checkpoint decides: frames,
+        stride, normalisation, box scaling, test short side, person-box threshold)."""
+        pre = self.preprocessing
+        return {"num_frames": pre.num_frames, "sampling_rate": pre.sampling_rate,
+                "mean": list(pre.mean), "std": list(pre.std), "box_scaling": pre.box_scaling,
+                "test_short_side": pre.test_short_side,
+                "test_detection_score": pre.detection_threshold}
+
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain JSON-ready values."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -144,7 +154,6 @@ _PYSLOWFAST_STD = (0.225, 0.225, 0.225)
 # 57.375] on the 0-255 scale, i.e. these on avadet's 0-1 scale (exact quotients by 255).
 _MMACTION2_MEAN = (0.485, 0.456, 0.406)
 _MMACTION2_STD = (0.229, 0.224, 0.225)
-_MMACTION2_NORM = ("data.mean=[0.485,0.456,0.406]", "data.std=[0.229,0.224,0.225]")
 # avadet's data files for AVA v2.1 (configs/ava/*.yaml name the v2.2 files).
 _V21_FILES = (
     "data.val_annotations=annotations/ava_val_v2.1.csv",
@@ -206,7 +215,6 @@ _PYSLOWFAST_ENTRIES = (
         val_map=29.4, version="2.2", pretrain="Kinetics-600",
         config="configs/AVA/c2/SLOWFAST_64x2_R101_50_50.yaml",
         test_config="configs/ava/slowfast_32x2_r101_50_50.yaml",
-        test_overrides=("data.num_frames=64",),
         notes="the 32x2 R101 architecture fed 64 frames (16 Slow); the head pools over all "
               "of them",
     ),
@@ -227,7 +235,6 @@ _PYTORCHVIDEO_ENTRIES = (
         val_map=24.67, ava_version="2.2", pretrain="Kinetics-400",
         authors_config="pytorchvideo.models.hub.slowfast_r50_detection",
         test_config="configs/ava/slowfast_32x2_r50_short.yaml",
-        test_overrides=("data.test_short_side=256",),
         notes="pytorchvideo's model zoo says its numbers come from the PySlowFast workflow; "
               "the stride 2 (8x8: 8 Slow frames at stride 8) and the person-box threshold "
               "0.8 (AVA.DETECTION_SCORE_THRESH of PySlowFast's SlowFast AVA configs) are that "
@@ -296,7 +303,6 @@ def _mm_slowonly(depth: int = 50, nonlocal_blocks: bool = False) -> Mapping[str,
 
 _R50_SHORT = "configs/ava/slowfast_32x2_r50_short.yaml"
 _SLOW = "configs/ava/slow_8x8_r50.yaml"
-_MM_SHORT_SIDE = ("data.test_short_side=256", "data.test_detection_score=0.9")
 _AVA_KINETICS = ("trained on AVA-Kinetics' train set, evaluated on AVA v2.2 val "
                  "(MMAction2 configs/detection/slowonly/README.md)")
 
@@ -312,73 +318,71 @@ _MMACTION2_ENTRIES = (
                "20220906-5180ea3c",
                _mm_slowfast(alpha=8, fusion_kernel=5), num_frames=32, sampling_rate=2,
                val_map=24.32, version="2.1", pretrain="Kinetics-400", test_config=_R50_SHORT,
-               test_overrides=_MM_SHORT_SIDE + _MMACTION2_NORM + _V21_FILES),
+               test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowfast_r50_8x8_ava21",
                "slowfast_kinetics400-pretrained-r50_8xb8-8x8x1-20e_ava21-rgb",
                "20220906-39133ec7",
                _mm_slowfast(alpha=4, fusion_kernel=7), num_frames=32, sampling_rate=2,
                val_map=25.80, version="2.1", pretrain="Kinetics-400", test_config=_R50_SHORT,
-               test_overrides=_MM_SHORT_SIDE + _MMACTION2_NORM + _V21_FILES),
+               test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowfast_r50_8x8_ava22",
                "slowfast_kinetics400-pretrained-r50_8xb6-8x8x1-cosine-10e_ava22-rgb",
                "20220906-d934a48f", _mm_slowfast(alpha=4, fusion_kernel=7), num_frames=32,
                sampling_rate=2, val_map=25.90, version="2.2", pretrain="Kinetics-400",
-               test_config=_R50_SHORT, test_overrides=_MM_SHORT_SIDE + _MMACTION2_NORM),
+               test_config=_R50_SHORT, test_overrides=()),
     _mmaction2("mmaction2_slowonly_r50_4x16_k400_ava21",
                "slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb",
                "20220906-953ef5fe",
                _mm_slowonly(), num_frames=4, sampling_rate=16, val_map=20.72, version="2.1",
                pretrain="Kinetics-400", test_config=_SLOW,
-               test_overrides=_MMACTION2_NORM + _V21_FILES),
+               test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowonly_r50_4x16_k700_ava21",
                "slowonly_kinetics700-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb",
                "20220906-b3b6d44e",
                _mm_slowonly(), num_frames=4, sampling_rate=16, val_map=22.77, version="2.1",
                pretrain="Kinetics-700", test_config=_SLOW,
-               test_overrides=_MMACTION2_NORM + _V21_FILES),
+               test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowonly_r50_nl_4x16_ava21",
                "slowonly_kinetics400-pretrained-r50-nl_8xb16-4x16x1-20e_ava21-rgb",
                "20220906-5ae3f91b", _mm_slowonly(nonlocal_blocks=True), num_frames=4,
                sampling_rate=16, val_map=21.55, version="2.1", pretrain="Kinetics-400",
-               test_config=_SLOW, test_overrides=_MMACTION2_NORM + _V21_FILES),
+               test_config=_SLOW, test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowonly_r50_nl_8x8_ava21",
                "slowonly_kinetics400-pretrained-r50-nl_8xb16-8x8x1-20e_ava21-rgb",
                "20220906-9760eadb", _mm_slowonly(nonlocal_blocks=True), num_frames=8,
                sampling_rate=8, val_map=23.77, version="2.1", pretrain="Kinetics-400",
                test_config=_SLOW,
-               test_overrides=("data.num_frames=8", "data.sampling_rate=8") + _MMACTION2_NORM
-               + _V21_FILES),
+               test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowonly_r101_8x8_ava21",
                "slowonly_kinetics400-pretrained-r101_8xb16-8x8x1-20e_ava21-rgb",
                "20220906-43f16877", _mm_slowonly(depth=101), num_frames=8, sampling_rate=8,
                val_map=24.83, version="2.1", pretrain="Kinetics-400", test_config=_SLOW,
-               test_overrides=("data.num_frames=8", "data.sampling_rate=8") + _MMACTION2_NORM
-               + _V21_FILES),
+               test_overrides=_V21_FILES),
     _mmaction2("mmaction2_slowonly_r50_4x16_k400_avakinetics",
                "slowonly_k400-pre-r50_8xb8-4x16x1-10e_ava-kinetics-rgb",
                "20221205-33e3ca7c",
                _mm_slowonly(), num_frames=4, sampling_rate=16, val_map=24.53, version="2.2",
-               pretrain="Kinetics-400", test_config=_SLOW, test_overrides=_MMACTION2_NORM,
+               pretrain="Kinetics-400", test_config=_SLOW, test_overrides=(),
                notes=_AVA_KINETICS),
     _mmaction2("mmaction2_slowonly_r50_4x16_k700_avakinetics",
                "slowonly_k700-pre-r50_8xb8-4x16x1-10e_ava-kinetics-rgb",
                "20221205-a07e8c15",
                _mm_slowonly(), num_frames=4, sampling_rate=16, val_map=25.87, version="2.2",
-               pretrain="Kinetics-700", test_config=_SLOW, test_overrides=_MMACTION2_NORM,
+               pretrain="Kinetics-700", test_config=_SLOW, test_overrides=(),
                notes=_AVA_KINETICS),
     _mmaction2("mmaction2_slowonly_r50_8x8_k400_avakinetics",
                "slowonly_k400-pre-r50_8xb8-8x8x1-10e_ava-kinetics-rgb",
                "20221205-8f8dff3b",
                _mm_slowonly(), num_frames=8, sampling_rate=8, val_map=26.10, version="2.2",
                pretrain="Kinetics-400", test_config=_SLOW,
-               test_overrides=("data.num_frames=8", "data.sampling_rate=8") + _MMACTION2_NORM,
+               test_overrides=(),
                notes=_AVA_KINETICS),
     _mmaction2("mmaction2_slowonly_r50_8x8_k700_avakinetics",
                "slowonly_k700-pre-r50_8xb8-8x8x1-10e_ava-kinetics-rgb",
                "20221205-16a01c37",
                _mm_slowonly(), num_frames=8, sampling_rate=8, val_map=27.82, version="2.2",
                pretrain="Kinetics-700", test_config=_SLOW,
-               test_overrides=("data.num_frames=8", "data.sampling_rate=8") + _MMACTION2_NORM,
+               test_overrides=(),
                notes=_AVA_KINETICS),
 )
 

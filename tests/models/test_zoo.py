@@ -108,22 +108,29 @@ def test_an_architecture_avadet_lacks_is_a_config_error_naming_the_fields():
         zoo.model_config(entry)
 
 
+def test_data_settings_are_what_a_checkpoint_decides():
+    from avadet.engine.loading import AUTHORED_DATA_KEYS
+
+    for e in zoo.ZOO:
+        assert set(e.data_settings()) == set(AUTHORED_DATA_KEYS), e.name
+
+
 @pytest.mark.parametrize("entry", zoo.ZOO, ids=lambda e: e.name)
-def test_the_test_config_and_overrides_are_the_authors_test_settings(entry):
+def test_the_test_command_reads_the_right_ava_version_and_valid_settings(entry):
     cfg = load_config(REPO / entry.test_config, list(entry.test_overrides))
-    pre = entry.preprocessing
-    assert cfg.data.test_short_side == pre.test_short_side
-    assert cfg.data.num_frames == pre.num_frames
-    assert cfg.data.sampling_rate == pre.sampling_rate
-    assert cfg.data.test_detection_score == pre.detection_threshold
-    assert cfg.data.mean == pytest.approx(list(pre.mean))
-    assert cfg.data.std == pytest.approx(list(pre.std))
     assert f"v{entry.ava_version}" in cfg.data.val_annotations
+    assert f"v{entry.ava_version}" in cfg.data.val_exclusions
     assert f"v{entry.ava_version}" in cfg.data.labelmap
-    if isinstance(entry.architecture, str):
+    if isinstance(entry.architecture, str):  # the config is of the same architecture
         assert cfg.model.arch == zoo.model_config(entry).arch
+        assert cfg.model.depth == zoo.model_config(entry).depth
+    # The entry's preprocessing passes the config's own checks.
+    settings = [f"data.{k}={v}".replace(" ", "") for k, v in entry.data_settings().items()]
+    data = load_config(REPO / entry.test_config, list(entry.test_overrides) + settings).data
+    for key, value in entry.data_settings().items():
+        assert getattr(data, key) == (value if isinstance(value, str) else pytest.approx(value))
     command = zoo.reproduce_command(entry)
-    assert f"--config {entry.test_config} --checkpoint {entry.name}" in command
+    assert command.startswith(f"avadet test --config {entry.test_config} --checkpoint {entry.name} ")
 
 
 @pytest.mark.parametrize("name, hub_builder, frames", [
