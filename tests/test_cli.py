@@ -20,6 +20,7 @@ EXPECTED_COMMANDS = [
     "check-data",
     "detect-persons",
     "train",
+    "models",
     "test",
     "eval",
     "detect",

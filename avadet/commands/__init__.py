@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "check-data": "check a dataset before training (the data doctor)",
     "detect-persons": "person boxes on a dataset's keyframes -> AVA box CSV",
     "train": "train a model (resumable; torchrun for many processes)",
+    "models": "the published AVA checkpoints: names, authors' mAPs, in the cache or not",
     "test": "score the val keyframes with a checkpoint; frame-mAP",
     "eval": "frame-mAP of an AVA prediction CSV (official protocol)",
     "detect": "action detection on a video: CSV, JSON, annotated mp4",

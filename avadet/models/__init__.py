@@ -9,7 +9,9 @@ Three lines, no config::
 
 Or from a config: :func:`build_model`; a published model by name: :func:`slowfast_32x2_r50`
 and the others in :data:`PUBLISHED_MODELS`; from a PySlowFast checkpoint:
-:func:`build_model_from_checkpoint`. See docs/models.md.
+:func:`build_model_from_checkpoint`; a published checkpoint by name (downloaded once into
+torch hub's cache): :func:`resolve_checkpoint` over the model zoo :data:`ZOO`. See
+docs/models.md and docs/model_zoo.md.
 """
 
 from avadet.models.build import (
@@ -37,6 +39,7 @@ from avadet.models.published import (
 )
 from avadet.models.resnet3d import Bottleneck, NonLocal, ResStage, Stem
 from avadet.models.slowfast import Lateral, SlowFast, SlowOnly, slow_pathway_positions
+from avadet.models.zoo import ZOO, ResolvedCheckpoint, ZooEntry, resolve_checkpoint
 
 __all__ = [
     "ActionModel",
@@ -51,9 +54,12 @@ __all__ = [
     "PUBLISHED_MODELS",
     "published_config",
     "ResStage",
+    "ResolvedCheckpoint",
     "SlowFast",
     "SlowOnly",
     "Stem",
+    "ZOO",
+    "ZooEntry",
     "build_backbone",
     "build_model",
     "build_model_from_checkpoint",
@@ -64,6 +70,7 @@ __all__ = [
     "model_config_from_checkpoint",
     "pathway_shares",
     "read_checkpoint",
+    "resolve_checkpoint",
     "slow_8x8_r50",
     "slow_pathway_positions",
     "slowfast_32x2_r101_50_50",
