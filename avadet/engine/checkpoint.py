@@ -45,7 +45,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from avadet.config import Config, config_from_dict, config_to_dict
+from avadet.config import Config, DataConfig, ModelConfig, config_from_dict, config_to_dict
 from avadet.errors import AvadetError, CheckpointError, one_line
 from avadet.io.atomic import publish_mode
 from avadet.models.checkpoint import check_model_size
@@ -333,6 +333,8 @@ def load_trained_model(
     return model.to(device).eval(), cfg, class_ids
 
 
+_DEFAULTS = {"model": ModelConfig(), "data": DataConfig()}
+
 # What a trained model owns besides its architecture: how its clips were sampled and
 # normalised. Running it otherwise feeds it inputs it never saw.
 CHECKPOINT_DATA_KEYS = ("num_frames", "sampling_rate", "mean", "std")
@@ -353,14 +355,20 @@ def inference_config(trained: Config, user: Config, *,
     wins over the checkpoint). A caller without a config of its own passes ``trained`` with
     its overrides applied.
 
-    Returns ``(config, ignored)``: ``ignored`` names the settings of ``user`` that differ
-    from the checkpoint's and were not used (``"model.alpha"``, ``"data.num_frames"``...).
+    Returns ``(config, ignored)``: ``ignored`` names the settings ``user`` changed from
+    avadet's defaults that differ from the checkpoint's and were not used (``"model.alpha"``,
+    ``"data.num_frames"``...).
     """
+    def overruled(section: str, key: str) -> bool:
+        # A value the user set (not avadet's default) that differs from the checkpoint's.
+        mine = getattr(getattr(user, section), key)
+        return (mine != getattr(getattr(trained, section), key)
+                and mine != getattr(_DEFAULTS[section], key))
+
     ignored = [f"model.{f.name}" for f in dataclasses.fields(trained.model)
-               if getattr(user.model, f.name) != getattr(trained.model, f.name)]
+               if overruled("model", f.name)]
     taken = [key for key in authored if f"data.{key}" not in explicit]
-    ignored += [f"data.{key}" for key in taken
-                if getattr(user.data, key) != getattr(trained.data, key)]
+    ignored += [f"data.{key}" for key in taken if overruled("data", key)]
     data = dataclasses.replace(user.data, **{key: getattr(trained.data, key) for key in taken})
     return dataclasses.replace(user, model=trained.model, data=data), ignored
 
