@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from avadet.config import Config, DataConfig, ModelConfig
-from avadet.errors import AvadetError, CheckpointError, one_line
+from avadet.errors import AvadetError, CheckpointError, ConfigError, one_line
 from avadet.models import build_model, published_config
 from avadet.models.build import config_from_pyslowfast_cfg, pyslowfast_data_settings
 from avadet.models.checkpoint import (
@@ -44,6 +44,8 @@ from avadet.models.checkpoint import (
     read_checkpoint,
 )
 from avadet.models.checkpoint_keys import guess_style, state_dict_of
+from avadet.models.zoo import ZooEntry, find_entry, resolve_checkpoint
+from avadet.models.zoo import model_config as zoo_model_config
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -114,19 +116,24 @@ AUTHORED_DATA_KEYS = ("num_frames", "sampling_rate", "mean", "std", "box_scaling
 
 
 def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
-               device: Union[str, torch.device] = "cpu") -> LoadedModel:
+               device: Union[str, torch.device] = "cpu", download: bool = True) -> LoadedModel:
     """Load ``checkpoint`` in any supported format (see the module docstring).
 
-    ``arch``: the published architecture of a Caffe2 pickle (which records none); ignored
-    with a warning for formats that carry their own. Raises
-    :class:`~avadet.errors.CheckpointError` (one line, naming the file and the keys) for a
-    file that is none of them or does not fit.
+    ``checkpoint``: a file, or the name of a published model (:data:`~avadet.models.ZOO`,
+    ``avadet models``), resolved to the torch hub cache and downloaded there if absent
+    (``download``; offline, one line says which URL to fetch and where to put it). A zoo
+    entry decides the architecture and the preprocessing its authors published.
+    ``arch``: the architecture of a Caffe2 pickle (which records none): a zoo name or a
+    published builder name; ignored with a warning for formats that carry their own.
+    Raises :class:`~avadet.errors.CheckpointError` (one line, naming the file and the keys)
+    for a file that is none of them or does not fit.
     """
     from avadet.engine.checkpoint import load_trained_model
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"no such checkpoint: {path}")
+    resolved = resolve_checkpoint(checkpoint, download=download)
+    path, entry = resolved.path, resolved.entry
+    if entry is None and arch:
+        entry = find_entry(arch)  # a zoo file fetched by hand, named by --arch
     kind, obj = read_checkpoint(path)
     if kind == "torch" and isinstance(obj, dict) and "avadet_checkpoint" in obj:
         del obj  # load_trained_model verifies the file itself (checksum, fields)
@@ -134,12 +141,15 @@ def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
         _unused_arch(arch, "avadet", path)
         return LoadedModel(model, cfg, class_ids, "avadet", path, AUTHORED_DATA_KEYS)
     if kind == "caffe2":
-        if not arch:
+        source = "caffe2"
+        if entry is not None:
+            model_cfg, data = _from_entry(entry, path, _caffe2_shapes(obj, path))
+        elif arch:
+            model_cfg, data = _published(arch, path, obj)
+        else:
             raise CheckpointError(
                 f"{path}: a Caffe2 pickle records no architecture; name it with --arch "
-                f"(one of {', '.join(_C2_DATA)})")
-        model_cfg, data = _published(arch, path, obj)
-        source = "caffe2"
+                f"(a zoo name, or one of {', '.join(_C2_DATA)})")
     elif isinstance(obj, dict) and isinstance(obj.get("cfg"), str):
         _unused_arch(arch, "pyslowfast", path)
         model_cfg, data = _pyslowfast(obj["cfg"], path), _pyslowfast_data(obj["cfg"], path)
@@ -151,8 +161,11 @@ def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
             raise CheckpointError(
                 f"{path}: {source}-style weights without a config (an avadet checkpoint has "
                 "'avadet_checkpoint', a PySlowFast one 'cfg')")
-        _unused_arch(arch, "pytorchvideo", path)
-        model_cfg, data = _pytorchvideo(tensors, path)
+        if entry is not None:
+            model_cfg, data = _from_entry(entry, path, _pytorchvideo_shapes(tensors))
+        else:
+            _unused_arch(arch, "pytorchvideo", path)
+            model_cfg, data = _pytorchvideo(tensors, path)
     if model_cfg.num_classes != len(AVA_CLASS_IDS):
         raise CheckpointError(
             f"{path}: {model_cfg.num_classes} score columns; {source} AVA models score AVA's "
@@ -163,6 +176,33 @@ def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
     cfg = Config(model=model_cfg, data=dataclasses.replace(DataConfig(), **data))
     return LoadedModel(model.to(device).eval(), cfg, list(AVA_CLASS_IDS), source, path,
                        AUTHORED_DATA_KEYS, report)
+
+
+def _from_entry(entry: ZooEntry, path: Path,
+                shapes: dict[str, int]) -> tuple[ModelConfig, dict[str, Any]]:
+    """A zoo entry's architecture (at the file's width and class count) and preprocessing."""
+    try:
+        return zoo_model_config(entry, **shapes), entry.data_settings()
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {one_line(exc)}") from None
+
+
+def _caffe2_shapes(blobs: dict[str, Any], path: Path) -> dict[str, int]:
+    stem, pred = blobs.get("conv1_w"), blobs.get("pred_w")
+    if getattr(stem, "ndim", 0) != 5 or getattr(pred, "ndim", 0) < 2:
+        raise CheckpointError(f"{path}: a Caffe2 pickle without the blobs conv1_w (5-D) and "
+                              "pred_w of a PySlowFast AVA model")
+    return {"width_per_group": int(stem.shape[0]), "num_classes": int(pred.shape[0])}
+
+
+def _pytorchvideo_shapes(tensors: dict[str, torch.Tensor]) -> dict[str, int]:
+    shapes = {}
+    for key, value in tensors.items():
+        if re.fullmatch(r"(model\.)?blocks\.0\.(multipathway_blocks\.0\.)?conv\.weight", key):
+            shapes["width_per_group"] = int(value.shape[0])
+        elif key == "detection_head.proj.weight":
+            shapes["num_classes"] = int(value.shape[0])
+    return shapes
 
 
 def _unused_arch(arch: Optional[str], source: str, path: Path) -> None:
@@ -177,12 +217,7 @@ def _published(arch: str, path: Path, blobs: dict[str, Any]) -> tuple[ModelConfi
     if arch not in _C2_DATA:
         raise CheckpointError(f"{path}: unknown architecture {arch!r}; "
                               f"one of {', '.join(_C2_DATA)}")
-    stem, pred = blobs.get("conv1_w"), blobs.get("pred_w")
-    if getattr(stem, "ndim", 0) != 5 or getattr(pred, "ndim", 0) < 2:
-        raise CheckpointError(f"{path}: a Caffe2 pickle without the blobs conv1_w (5-D) and "
-                              "pred_w of a PySlowFast AVA model")
-    model_cfg = published_config(arch, width_per_group=int(stem.shape[0]),
-                                 num_classes=int(pred.shape[0]))
+    model_cfg = published_config(arch, **_caffe2_shapes(blobs, path))
     return model_cfg, {**_C2_DATA[arch], **_PYSLOWFAST_NORMALISATION, **_PYSLOWFAST_BOXES}
 
 
