@@ -95,7 +95,8 @@ def _install_stand_ins(mmaction2: Path) -> None:
     for package in ("mmaction", "mmaction.models", "mmaction.models.backbones",
                     "mmaction.models.roi_heads", "mmaction.models.roi_heads.bbox_heads",
                     "mmaction.models.roi_heads.roi_extractors", "mmaction.structures",
-                    "mmaction.structures.bbox", "mmaction.utils"):
+                    "mmaction.structures.bbox", "mmaction.utils", "mmaction.datasets",
+                    "mmaction.datasets.transforms", "mmaction.models.data_preprocessors"):
         module = types.ModuleType(package)
         module.__path__ = [str(mmaction2.joinpath(*package.split(".")))]
         sys.modules[package] = module
