@@ -59,6 +59,9 @@ class DataConfig:
     train_use_detections: bool = False
     train_detection_score: float = 0.9
     test_detection_score: float = 0.8
+    # A keyframe whose detections all score below test_detection_score keeps its best one
+    # (MMAction2's AVADataset: threshold min(person_det_score_thr, max score)).
+    test_keep_best_detection: bool = False
     # Transforms.
     train_jitter_scales: list[int] = field(default_factory=lambda: [256, 320])
     train_crop_size: int = 224
@@ -293,6 +296,7 @@ FREE = {
     "data.root", "data.frames_dir", "data.videos_dir", "data.frame_template", "data.labelmap",
     "data.train_annotations", "data.val_annotations", "data.train_exclusions",
     "data.val_exclusions", "data.train_boxes", "data.val_boxes", "data.train_use_detections",
+    "data.test_keep_best_detection",
     "data.train_flip", "data.train_color_jitter", "model.roi_aligned", "model.lateral_norm",
     "solver.nesterov", "solver.freeze_bn", "train.output_dir", "train.init_checkpoint", "train.amp",
     "test.checkpoint", "test.protocol", "test.output_csv",

@@ -35,7 +35,7 @@ from typing import Any, Optional, Union
 import torch
 
 from avadet.config import ModelConfig
-from avadet.errors import CheckpointError
+from avadet.errors import AvadetError, CheckpointError, one_line
 from avadet.models.resnet3d import STAGE_DEPTHS
 
 FC_CLS = "roi_head.bbox_head.fc_cls"
@@ -293,6 +293,10 @@ def _clip_from_name(path: str, slowfast: bool) -> Optional[tuple[int, int, int]]
     return frames * tau // 2, 2, tau // 2
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _unsupported(path: str, what: str) -> CheckpointError:
     return CheckpointError(f"{path}: MMAction2 {what} is not supported by avadet's model")
 
@@ -308,16 +312,32 @@ def mmaction_settings(
     RoI size). The data settings are :class:`~avadet.config.DataConfig` fields of MMAction2's
     test pipeline: ``num_frames``, ``sampling_rate``, ``clip_center_offset`` (1),
     ``resize_rounding`` ("round"), ``test_short_side``, ``mean``, ``std`` (ImageNet's, in
-    ``[0, 1]`` units), ``test_detection_score`` (the dataset's ``person_det_score_thr``) and
-    ``classes`` when the config has ``custom_classes``. Class ids: the AVA action id of each
+    ``[0, 1]`` units), ``test_detection_score`` (the dataset's ``person_det_score_thr``),
+    ``test_keep_best_detection`` (True: MMAction2 keeps each keyframe's best proposal),
+    ``fps`` / ``segment_start`` / ``segment_end`` when the config sets them, and ``classes``
+    when it has ``custom_classes``. Class ids: the AVA action id of each
     output column of the model (1..80, or the custom classes).
 
     Raises :class:`CheckpointError` naming the file for what avadet cannot reproduce
     (non-local blocks, temporal max pooling, context RoI features, ...).
     """
+    path = str(path)
+    try:
+        model_cfg, data, class_ids = _settings(obj, path)
+    except AvadetError:
+        raise
+    except (IndexError, TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        # A crafted state dict or config (a 1-d conv weight, a string where a number belongs).
+        raise CheckpointError(f"{path}: not a readable MMAction2 checkpoint: {one_line(exc)}") from None
+    from avadet.models.checkpoint import check_model_size
+
+    check_model_size(model_cfg, path)
+    return model_cfg, data, class_ids
+
+
+def _settings(obj: Any, path: str) -> tuple[ModelConfig, dict[str, Any], list[int]]:
     from avadet.models.checkpoint_keys import state_dict_of
 
-    path = str(path)
     tensors = state_dict_of(obj, path)
     if not is_mmaction_style(list(tensors)):
         raise CheckpointError(f"{path}: not an MMAction2 detector checkpoint (no backbone.slow_path.*, "
@@ -404,7 +424,10 @@ def mmaction_settings(
         alpha = None
         if backbone:
             speed, resample = backbone.get("speed_ratio", 8), backbone.get("resample_rate", 8)
-            if not (isinstance(speed, int) and isinstance(resample, int)) or resample != speed:
+            if not (_is_int(speed) and _is_int(resample) and speed >= 1):
+                raise CheckpointError(f"{path}: MMAction2 speed_ratio {speed!r} / resample_rate "
+                                      f"{resample!r} are not positive integers")
+            if resample != speed:
                 raise _unsupported(path, f"resample_rate {resample} != speed_ratio {speed} "
                                          "(a subsampled Fast pathway)")
             alpha = speed
@@ -429,7 +452,7 @@ def mmaction_settings(
             fields["alpha"] = clip[2]
     if sample is not None:
         clip_len, interval = sample.get("clip_len"), sample.get("frame_interval", 2)
-        if not (isinstance(clip_len, int) and isinstance(interval, int)):
+        if not (_is_int(clip_len) and _is_int(interval) and clip_len >= 1 and interval >= 1):
             raise CheckpointError(f"{path}: SampleAVAFrames clip_len {clip_len!r} / frame_interval "
                                   f"{interval!r} are not integers")
         clip = (clip_len, interval, fields.get("alpha", 1))
@@ -462,6 +485,7 @@ def mmaction_settings(
         mean=[float(v) / 255.0 for v in mean],
         std=[float(v) / 255.0 for v in std],
         test_detection_score=float(dataset.get("person_det_score_thr", 0.9)),
+        test_keep_best_detection=True,
     )
     for mm_key, our_key in (("fps", "fps"), ("timestamp_start", "segment_start"),
                             ("timestamp_end", "segment_end")):
@@ -476,8 +500,4 @@ def mmaction_settings(
     if len(class_ids) != num_classes:
         raise CheckpointError(f"{path}: {len(class_ids)} custom classes but {FC_CLS} scores "
                               f"{num_classes} (+ background)")
-    try:
-        model_cfg = ModelConfig(**fields)
-    except TypeError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    return model_cfg, data, class_ids
+    return ModelConfig(**fields), data, class_ids

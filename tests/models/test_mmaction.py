@@ -64,6 +64,11 @@ def test_reference_checkpoint_reproduces_mmaction_scores(stem, data_dir, tmp_pat
     assert class_ids == list(range(1, 81))
     assert data["test_short_side"] == 256 and data["resize_rounding"] == "round"
     assert data["clip_center_offset"] == 1 and data["test_detection_score"] == 0.9
+    assert data["test_keep_best_detection"] is True
+    # Every data setting is a DataConfig field, valid as a config.
+    from avadet.config import Config, DataConfig, validate
+
+    validate(Config(data=DataConfig(**data)))
     assert data["mean"] == pytest.approx(IMAGENET_MEAN) and data["std"] == pytest.approx(IMAGENET_STD)
     assert cfg.res5_stride == 1 and cfg.res5_dilation == 1 and cfg.roi_output_size == 8
     assert cfg.roi_aligned and cfg.depth == 50 and cfg.width_per_group == 8
@@ -204,3 +209,31 @@ def test_meta_settings_win_over_the_name(data_dir, tmp_path):
     path = write_checkpoint(recipe, tmp_path / "x_4x16x1_.pth")
     cfg, data, _ = mmaction_settings(read_checkpoint(path)[1], path)
     assert cfg.alpha == 4 and (data["num_frames"], data["sampling_rate"]) == (32, 2)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda sd, meta: sd.__setitem__("backbone.slow_path.layer1.0.conv1.conv.weight", torch.zeros(3)),
+        lambda sd, meta: sd.__setitem__("roi_head.bbox_head.fc_cls.weight", torch.zeros(1, 288)),
+        lambda sd, meta: meta.__setitem__("cfg", "model = dict(backbone=dict(speed_ratio='8'))"),
+        lambda sd, meta: meta.__setitem__("cfg", "model = dict(roi_head=dict(bbox_roi_extractor=dict(output_size='x')))"),
+        lambda sd, meta: meta.__setitem__("cfg", "def f(:"),
+    ],
+    ids=["1d-conv", "no-class", "string-alpha", "string-roi-size", "bad-syntax"],
+)
+def test_crafted_checkpoints_fail_in_one_line(edit, data_dir, tmp_path):
+    path = _write(data_dir, tmp_path, SLOWFAST, name="crafted.pth",
+                  edit=lambda obj: edit(obj["state_dict"], obj["meta"]))
+    with pytest.raises(CheckpointError, match=r"^\S*crafted\.pth: ") as info:
+        mmaction_settings(read_checkpoint(path)[1], path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_huge_model_is_refused_before_it_is_built(data_dir, tmp_path):
+    def huge(obj):
+        obj["state_dict"]["roi_head.bbox_head.fc_cls.weight"] = torch.zeros(1, 288).expand(10**6, 288)
+
+    path = _write(data_dir, tmp_path, SLOWONLY, name="huge.pth", edit=huge)
+    with pytest.raises(CheckpointError, match="parameters"):
+        mmaction_settings(read_checkpoint(path)[1], path)
