@@ -51,15 +51,24 @@ class DataConfig:
     # Sampling around a keyframe (PySlowFast's NUM_FRAMES / SAMPLING_RATE for the Fast pathway).
     num_frames: int = 32  # frames fed to the Fast pathway (alpha * T)
     sampling_rate: int = 2  # stride of the Fast pathway's frames (tau / alpha)
+    # Frames added to the keyframe's centre index before sampling; MMAction2's AVA loader
+    # centres its clips one frame later than PySlowFast (it adds its start index twice): 1.
+    clip_center_offset: int = 0
     # Boxes: training uses gt boxes, optionally plus detections >= train_detection_score;
     # testing uses detections >= test_detection_score (PySlowFast's AVA defaults).
     train_use_detections: bool = False
     train_detection_score: float = 0.9
     test_detection_score: float = 0.8
+    # A keyframe whose detections all score below test_detection_score keeps its best one
+    # (MMAction2's AVADataset: threshold min(person_det_score_thr, max score)).
+    test_keep_best_detection: bool = False
     # Transforms.
     train_jitter_scales: list[int] = field(default_factory=lambda: [256, 320])
     train_crop_size: int = 224
     test_short_side: int = 256
+    # Size of the resized frame: "floor" (PySlowFast: long side floored from the aspect ratio)
+    # or "round" (MMAction2 / mmcv rescale_size: each side int(side * scale + 0.5)).
+    resize_rounding: str = "floor"
     train_flip: bool = True
     train_color_jitter: bool = True
     mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
@@ -82,12 +91,19 @@ class ModelConfig:
     fusion_conv_channel_ratio: int = 2  # lateral outputs = ratio * C_fast
     fusion_kernel_size: int = 7  # temporal kernel of the time-strided conv lateral
     lateral: str = "conv"  # "conv" (time-strided convolution), "sample", "ttoc"
+    lateral_norm: bool = True  # BN + ReLU after the conv lateral (MMAction2: none, False)
     fusion: str = "concat"  # "concat" or "sum"
+    # Slow frames of a single clip: "linspace" (PySlowFast, pytorchvideo) or "stride"
+    # (MMAction2: every alpha-th frame).
+    slow_frames: str = "linspace"
     # Temporal kernel of conv a in res2..res5, per pathway; a per-block list inside a stage
     # is allowed (PySlowFast R101_50_50 uses kernels only in the first 6 blocks of res4).
     slow_temporal_kernels: list[Any] = field(default_factory=lambda: [1, 1, 3, 3])
     fast_temporal_kernels: list[Any] = field(default_factory=lambda: [3, 3, 3, 3])
     res5_dilation: int = 2  # 2 with spatial stride 1 for detection; 1 (stride 2) for Kinetics
+    # Spatial stride of res5; 0: derived from res5_dilation (1 if dilated, else 2). MMAction2's
+    # AVA models: stride 1 with dilation 1.
+    res5_stride: int = 0
     # Slow-pathway blocks (per stage res2..res5) followed by a non-local block.
     nonlocal_blocks: list[list[int]] = field(default_factory=lambda: [[], [], [], []])
     nonlocal_pool: list[int] = field(default_factory=lambda: [2, 2, 2])  # max pool on phi, g
@@ -216,6 +232,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.segment_end": _floats(0.0, above=True),
     "data.num_frames": _POSITIVE,
     "data.sampling_rate": _POSITIVE,
+    "data.clip_center_offset": _ints(-(2**31) + 1),
     # Compared with detector scores, which person-box files do not limit to [0, 1] (the
     # data doctor reports a threshold above every score).
     "data.train_detection_score": _floats(-math.inf),
@@ -223,6 +240,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.train_jitter_scales": _list_of(_POSITIVE, 2),
     "data.train_crop_size": _POSITIVE,
     "data.test_short_side": _COUNT,  # 0: the frames' own short side
+    "data.resize_rounding": _choices("floor", "round"),
     "data.mean": _list_of(_floats(-math.inf), 3),
     "data.std": _list_of(_floats(0.0, above=True), 3),
     "data.box_scaling": _choices("per_axis", "long_side"),
@@ -236,9 +254,11 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.fusion_kernel_size": _POSITIVE,
     "model.lateral": _choices("conv", "sample", "ttoc"),
     "model.fusion": _choices("concat", "sum"),
+    "model.slow_frames": _choices("linspace", "stride"),
     "model.slow_temporal_kernels": _KERNELS,
     "model.fast_temporal_kernels": _KERNELS,
     "model.res5_dilation": _POSITIVE,
+    "model.res5_stride": _ints(0, 2),  # 0: derived from res5_dilation
     "model.nonlocal_blocks": _list_of(_list_of(_COUNT), 4),
     "model.nonlocal_pool": _list_of(_POSITIVE, 3),
     "model.nonlocal_instantiation": _choices("dot_product", "softmax"),
@@ -280,8 +300,9 @@ FREE = {
     "data.root", "data.frames_dir", "data.videos_dir", "data.frame_template", "data.labelmap",
     "data.train_annotations", "data.val_annotations", "data.train_exclusions",
     "data.val_exclusions", "data.train_boxes", "data.val_boxes", "data.train_use_detections",
-    "data.train_flip", "data.train_color_jitter", "model.roi_aligned", "solver.nesterov",
-    "solver.freeze_bn", "train.output_dir", "train.init_checkpoint", "train.amp",
+    "data.test_keep_best_detection",
+    "data.train_flip", "data.train_color_jitter", "model.roi_aligned", "model.lateral_norm",
+    "solver.nesterov", "solver.freeze_bn", "train.output_dir", "train.init_checkpoint", "train.amp",
     "test.checkpoint", "test.protocol", "test.output_csv",
 }
 

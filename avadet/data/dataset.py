@@ -64,6 +64,10 @@ class AvaDataset(Dataset):
         test_short_side: evaluation short side (0: unchanged).
         box_scaling: how boxes follow a resize, train and eval
             (:data:`~avadet.data.transforms.BOX_SCALINGS`; ``"long_side"``: PySlowFast's).
+        resize_rounding: "floor" (PySlowFast) or "round" (MMAction2), see
+            :func:`~avadet.data.transforms.short_side_size`.
+        clip_center_offset: frames added to each keyframe's centre frame before sampling
+            (MMAction2's loader: 1).
         mean, std: per-channel normalisation after ``/255``.
 
     Items are :class:`~avadet.data.batch.Item` s; an unreadable val keyframe gives an item
@@ -90,6 +94,8 @@ class AvaDataset(Dataset):
         mean: Sequence[float] = (0.45, 0.45, 0.45),
         std: Sequence[float] = (0.225, 0.225, 0.225),
         box_scaling: str = "per_axis",
+        resize_rounding: str = "floor",
+        clip_center_offset: int = 0,
     ):
         if len(boxes) != len(labels):
             raise ValueError(f"{len(boxes)} boxes but {len(labels)} label rows")
@@ -106,6 +112,8 @@ class AvaDataset(Dataset):
         self.flip = flip
         self.color_jitter = color_jitter
         self.test_short_side = test_short_side
+        self.resize_rounding = resize_rounding
+        self.clip_center_offset = int(clip_center_offset)
         self.mean = list(mean)
         self.std = list(std)
         self.box_scaling = box_scaling
@@ -187,7 +195,7 @@ class AvaDataset(Dataset):
         """``(num_frames,)`` 0-based frame indices of item ``index``'s Fast clip."""
         video_id = self.video_ids[index]
         return sample_clip_indices(
-            self._centre(index),
+            self._centre(index) + self.clip_center_offset,
             num_frames=self.num_frames,
             sampling_rate=self.sampling_rate,
             total_frames=self.source.num_frames(video_id),
@@ -252,6 +260,7 @@ class AvaDataset(Dataset):
             out = eval_transform(
                 clip, norm_boxes, short_side=self.test_short_side, mean=self.mean, std=self.std,
                 box_scaling=self.box_scaling,
+                rounding=self.resize_rounding,
             )
         keep = out.keep
         return Item(

@@ -42,11 +42,25 @@ def _rng(rng: Optional[np.random.RandomState]) -> np.random.RandomState:
     return rng if rng is not None else np.random.mtrand._rand
 
 
-def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """``(new_height, new_width)`` with the short side ``short_side`` and the aspect ratio kept
-    (the long side floored, as PySlowFast's ``scale``). ``short_side <= 0`` keeps the size."""
+RESIZE_ROUNDINGS = ("floor", "round")
+
+
+def short_side_size(
+    height: int, width: int, short_side: int, rounding: str = "floor"
+) -> tuple[int, int]:
+    """``(new_height, new_width)`` with the short side ``short_side`` and the aspect ratio kept.
+
+    ``rounding="floor"``: the long side floored from the aspect ratio, as PySlowFast's
+    ``scale``; ``"round"``: MMAction2's ``Resize(scale=(-1, short_side))`` (mmcv
+    ``rescale_size``): ``s = short_side / min(H, W)``, each side ``int(side * s + 0.5)``.
+    ``short_side <= 0`` keeps the size."""
+    if rounding not in RESIZE_ROUNDINGS:
+        raise ValueError(f"resize rounding must be one of {RESIZE_ROUNDINGS}, got {rounding!r}")
     if short_side <= 0 or min(height, width) == short_side:
         return height, width
+    if rounding == "round":
+        scale = short_side / min(height, width)
+        return int(height * scale + 0.5), int(width * scale + 0.5)
     if width <= height:
         return int(math.floor(height / width * short_side)), short_side
     return short_side, int(math.floor(width / height * short_side))
@@ -275,8 +289,10 @@ def eval_transform(
     mean: Sequence[float],
     std: Sequence[float],
     box_scaling: str = "per_axis",
+    rounding: str = "floor",
 ) -> TransformResult:
-    """Evaluation transform: short side to ``short_side`` (0: unchanged), whole frame, no crop.
+    """Evaluation transform: short side to ``short_side`` (0: unchanged; ``rounding`` as in
+    :func:`short_side_size`), whole frame, no crop.
 
     Args:
         clip: ``(T, H, W, 3)`` uint8 RGB.
@@ -287,7 +303,7 @@ def eval_transform(
     """
     t, height, width, _ = clip.shape
     boxes = to_pixels(norm_boxes, width, height)
-    frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side),
+    frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side, rounding),
                            box_scaling=box_scaling)
     height, width = frames.shape[1:3]
     boxes = clip_to_image(boxes, width, height)

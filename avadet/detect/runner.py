@@ -77,7 +77,9 @@ class ClipSettings:
     ``sampling_rate`` frames of ``trained_fps``, the rate it was trained at (the Fast
     pathway's clip; the model takes the Slow frames from it), ``short_side`` (0: frame size),
     ``mean``/``std`` of the normalisation, ``box_scaling`` (how boxes follow the resize:
-    :data:`~avadet.data.transforms.BOX_SCALINGS`). The clip is taken from a video at any rate by time
+    :data:`~avadet.data.transforms.BOX_SCALINGS`), ``resize_rounding`` (of the long side:
+    :func:`~avadet.data.transforms.short_side_size`), ``clip_center_offset`` (trained-rate
+    frames added to the clip's centre). The clip is taken from a video at any rate by time
     (:class:`~avadet.detect.stream.ClipTimeline`).
     """
 
@@ -88,6 +90,8 @@ class ClipSettings:
     std: tuple[float, ...]
     trained_fps: float = 30.0
     box_scaling: str = "per_axis"
+    resize_rounding: str = "floor"
+    clip_center_offset: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.trained_fps) and self.trained_fps > 0):
@@ -103,7 +107,8 @@ class ClipSettings:
         data = cfg.data
         return cls(data.num_frames, data.sampling_rate, data.test_short_side,
                    tuple(data.mean), tuple(data.std),
-                   float(data.fps if trained_fps is None else trained_fps), data.box_scaling)
+                   float(data.fps if trained_fps is None else trained_fps), data.box_scaling,
+                   data.resize_rounding, data.clip_center_offset)
 
     @property
     def window(self) -> int:
@@ -386,7 +391,8 @@ class ClipDetector:
             if first is None:
                 raise FormatError(path, "no frames could be decoded")
             state.full_size = first.shape[:2]
-            state.input_size = short_side_size(*state.full_size, self.settings.short_side)
+            state.input_size = short_side_size(*state.full_size, self.settings.short_side,
+                                               self.settings.resize_rounding)
             annotation = None
             if annotated_path is not None:
                 annotation = _Annotation(stack.enter_context(
@@ -415,7 +421,8 @@ class ClipDetector:
         s = self.settings
         timeline = ClipTimeline(fps=fps, start=self.start, interval=self.interval,
                                 num_frames=s.num_frames, sampling_rate=s.sampling_rate,
-                                trained_fps=s.trained_fps)
+                                trained_fps=s.trained_fps,
+                                clip_center_offset=s.clip_center_offset)
         return StreamState(timeline, IouTracker(min_iou=self.tracker_iou))
 
     def _on_frame(self, state: StreamState, rgb: np.ndarray, video_id: str, offset: float,

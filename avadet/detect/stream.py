@@ -48,6 +48,9 @@ class ClipTimeline:
     num_frames: int
     sampling_rate: int
     trained_fps: float
+    # Trained-rate frames added to the clip's centre (MMAction2's sampler: 1; see
+    # avadet.data.dataset.AvaDataset).
+    clip_center_offset: int = 0
     # Per keyframe: (centre frame, clip frames clamped at 0 only); asked for several times per
     # decoded frame, about keyframes near the one being decoded, so the oldest entries go
     # once there are _CACHED (a long video at a short interval has millions of keyframes).
@@ -65,6 +68,7 @@ class ClipTimeline:
                                                   segment_start=0.0) / self.trained_fps
             times = clip_times(t, fps=self.trained_fps, num_frames=self.num_frames,
                                sampling_rate=self.sampling_rate)
+            times = times + self.clip_center_offset / self.trained_fps
             if len(self._frames) >= _CACHED:
                 del self._frames[next(iter(self._frames))]
             self._frames[k] = (nearest_frame_index(centre_time, fps=self.fps),

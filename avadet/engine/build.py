@@ -79,7 +79,7 @@ def read_split_tables(cfg: Config, split: str,
     elif split == "val" and data.val_boxes:
         detections = read_person_boxes(
             files.require("val_boxes", " (set data.val_boxes= to use the gt boxes)"),
-            min_score=data.test_detection_score)
+            min_score=data.test_detection_score, keep_best=data.test_keep_best_detection)
     return SplitTables(
         split,
         read_annotations(gt_path) if gt_path is not None else None,
@@ -152,4 +152,6 @@ def build_dataset(cfg: Config, split: str, *, tables: Optional[SplitTables] = No
         mean=data.mean,
         std=data.std,
         box_scaling=data.box_scaling,
+        resize_rounding=data.resize_rounding,
+        clip_center_offset=data.clip_center_offset,
     )

@@ -11,8 +11,12 @@ source                    architecture / preprocessing taken from
                           test path
 ``caffe2`` (.pkl)         no cfg: a published model named by ``arch`` (a zoo entry or a
                           :data:`~avadet.models.PUBLISHED_MODELS` name); PySlowFast's AVA test path
-``pytorchvideo``          its tensor shapes (``slowfast_r50_detection``); PySlowFast's AVA test
-                          path, which trained and evaluated pytorchvideo's AVA weights
+``pytorchvideo``          its tensor shapes (``slowfast_r50_detection``; others by zoo name);
+                          PySlowFast's AVA test path, which trained pytorchvideo's AVA weights
+``mmaction2`` (.pth)      its tensor shapes and ``meta`` config (or zoo file name); MMAction2's
+                          test pipeline (rounded resize, clip centred a frame later, ImageNet
+                          mean/std, per-axis boxes, 0.9 threshold keeping each keyframe's best
+                          box); the 81st (background) column dropped, custom classes kept
 ========================  ==========================================================================
 
 "Preprocessing" is every setting of ``data`` that changes what the network sees for a given
@@ -44,6 +48,7 @@ from avadet.models.checkpoint import (
     read_checkpoint,
 )
 from avadet.models.checkpoint_keys import guess_style, state_dict_of
+from avadet.models.checkpoint_mmaction import mmaction_settings
 from avadet.models.zoo import ZooEntry, find_entry, resolve_checkpoint
 from avadet.models.zoo import model_config as zoo_model_config
 
@@ -95,11 +100,14 @@ class LoadedModel:
         d = self.config.data
         scaling = {"per_axis": "x and y by their own ratios",
                    "long_side": "one factor (PySlowFast's scale_boxes)"}
+        centre = f" centred {d.clip_center_offset:+d} frame" if d.clip_center_offset else ""
+        best = " (each keyframe's best kept)" if d.test_keep_best_detection else ""
         return (f"{self.path.name}: {self.source} checkpoint, {len(self.class_ids)} classes; "
                 f"preprocessing of {_AUTHORS[self.source]}: {d.num_frames} frames at stride "
-                f"{d.sampling_rate}, short side {d.test_short_side} (cv2 bilinear), boxes "
-                f"scaled by {scaling.get(d.box_scaling, d.box_scaling)}, RGB, mean {d.mean}, "
-                f"std {d.std}, person boxes >= {d.test_detection_score}")
+                f"{d.sampling_rate}{centre}, short side {d.test_short_side} (cv2 bilinear, long "
+                f"side {d.resize_rounding}ed), boxes scaled by "
+                f"{scaling.get(d.box_scaling, d.box_scaling)}, RGB, mean {d.mean}, std {d.std}, "
+                f"person boxes >= {d.test_detection_score}{best}")
 
 
 _AUTHORS = {
@@ -107,12 +115,14 @@ _AUTHORS = {
     "pyslowfast": "PySlowFast's AVA test path",
     "caffe2": "PySlowFast's AVA test path (Caffe2 models are run by PySlowFast)",
     "pytorchvideo": "PySlowFast's AVA test path (which trained pytorchvideo's AVA weights)",
+    "mmaction2": "MMAction2's AVA test pipeline",
 }
 
 
 # The data settings a checkpoint decides (see the module docstring).
 AUTHORED_DATA_KEYS = ("num_frames", "sampling_rate", "mean", "std", "box_scaling",
-                      "test_short_side", "test_detection_score")
+                      "test_short_side", "test_detection_score", "resize_rounding",
+                      "clip_center_offset", "test_keep_best_detection")
 
 
 def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
@@ -157,6 +167,12 @@ def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
     else:
         tensors = state_dict_of(obj, str(path))
         source = guess_style(list(tensors))
+        if source == "mmaction2":
+            _unused_arch(arch, "mmaction2", path)
+            model_cfg, settings, class_ids = mmaction_settings(obj, path)
+            # The dataset's own description (fps, segment, classes) stays the user's.
+            data = {k: v for k, v in settings.items() if k in AUTHORED_DATA_KEYS}
+            return _finish(model_cfg, data, class_ids, source, path, device)
         if source != "pytorchvideo":
             raise CheckpointError(
                 f"{path}: {source}-style weights without a config (an avadet checkpoint has "
@@ -170,11 +186,17 @@ def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,
         raise CheckpointError(
             f"{path}: {model_cfg.num_classes} score columns; {source} AVA models score AVA's "
             f"80 actions, so the ids of these columns are unknown")
+    return _finish(model_cfg, data, list(AVA_CLASS_IDS), source, path, device)
+
+
+def _finish(model_cfg: ModelConfig, data: dict[str, Any], class_ids: list[int], source: str,
+            path: Path, device: Union[str, torch.device]) -> LoadedModel:
+    """Build ``model_cfg``, load ``path`` into it (every tensor must fit), and package it."""
     check_model_size(model_cfg, str(path))
     model = build_model(model_cfg)
     report = load_checkpoint(model, path, source=source)
     cfg = Config(model=model_cfg, data=dataclasses.replace(DataConfig(), **data))
-    return LoadedModel(model.to(device).eval(), cfg, list(AVA_CLASS_IDS), source, path,
+    return LoadedModel(model.to(device).eval(), cfg, class_ids, source, path,
                        AUTHORED_DATA_KEYS, report)
 
 

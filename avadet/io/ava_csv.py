@@ -232,13 +232,17 @@ def read_predictions(path: PathLike, *, labelmap: Optional[LabelMap] = None) -> 
     return df
 
 
-def read_person_boxes(path: PathLike, *, min_score: Optional[float] = None) -> pd.DataFrame:
+def read_person_boxes(
+    path: PathLike, *, min_score: Optional[float] = None, keep_best: bool = False
+) -> pd.DataFrame:
     """Person boxes from a detector: ``video_id, timestamp, x1, y1, x2, y2, score``.
 
     The files use the gt layout with the action column -1 or empty and the detector score in
     column 8 (a missing score reads as 1.0). Boxes are validated like gt boxes. One row per
     distinct box per keyframe (the highest score is kept); ``min_score`` keeps boxes with
-    ``score >= min_score`` (PySlowFast's ``DETECTION_SCORE_THRESH``).
+    ``score >= min_score`` (PySlowFast's ``DETECTION_SCORE_THRESH``). ``keep_best``: a
+    keyframe whose boxes all score below ``min_score`` keeps its best one(s) (MMAction2's
+    ``min(person_det_score_thr, max score)``).
     """
     path = Path(path)
     df = _read_table(path, "score")
@@ -249,7 +253,11 @@ def read_person_boxes(path: PathLike, *, min_score: Optional[float] = None) -> p
     df = df.sort_values("score", ascending=False, kind="stable")
     df = df.drop_duplicates([*KEY_COLUMNS, *BOX_COLUMNS]).sort_index().reset_index(drop=True)
     if min_score is not None:
-        df = df[df["score"].to_numpy() >= min_score].reset_index(drop=True)
+        threshold = np.full(len(df), min_score, dtype=np.float64)
+        if keep_best:
+            best = df.groupby(KEY_COLUMNS, sort=False)["score"].transform("max").to_numpy()
+            threshold = np.minimum(threshold, best)
+        df = df[df["score"].to_numpy() >= threshold].reset_index(drop=True)
     return df
 
 

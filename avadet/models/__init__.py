@@ -9,9 +9,10 @@ Three lines, no config::
 
 Or from a config: :func:`build_model`; a published model by name: :func:`slowfast_32x2_r50`
 and the others in :data:`PUBLISHED_MODELS`; from a PySlowFast checkpoint:
-:func:`build_model_from_checkpoint`; a published checkpoint by name (downloaded once into
-torch hub's cache): :func:`resolve_checkpoint` over the model zoo :data:`ZOO`. See
-docs/models.md and docs/model_zoo.md.
+:func:`build_model_from_checkpoint`; from an MMAction2 AVA checkpoint: :func:`mmaction_settings`
+then :func:`build_model` and :func:`load_checkpoint`; a published checkpoint by name
+(downloaded once into torch hub's cache): :func:`resolve_checkpoint` over the model zoo
+:data:`ZOO`. See docs/models.md and docs/model_zoo.md.
 """
 
 from avadet.models.build import (
@@ -27,6 +28,7 @@ from avadet.models.checkpoint import (
     model_config_from_checkpoint,
     read_checkpoint,
 )
+from avadet.models.checkpoint_mmaction import mmaction_settings
 from avadet.models.flops import FlopCount, count_conv_flops, pathway_shares
 from avadet.models.heads import ActionModel, AVAHead, HeadOutput, KineticsHead
 from avadet.models.published import (
@@ -67,6 +69,7 @@ __all__ = [
     "pyslowfast_data_settings",
     "count_conv_flops",
     "load_checkpoint",
+    "mmaction_settings",
     "model_config_from_checkpoint",
     "pathway_shares",
     "read_checkpoint",

@@ -15,7 +15,10 @@ from avadet.models.slowfast import SlowFast, SlowOnly
 
 
 def _res5(cfg: ModelConfig) -> dict[str, int]:
-    # Detection keeps res5 at stride 16 by dilating it; Kinetics strides it to 32.
+    # Detection keeps res5 at stride 16 by dilating it; Kinetics strides it to 32. An explicit
+    # res5_stride wins (MMAction2's AVA models: stride 1, no dilation).
+    if cfg.res5_stride > 0:
+        return {"res5_stride": cfg.res5_stride, "res5_dilation": cfg.res5_dilation}
     if cfg.res5_dilation > 1:
         return {"res5_stride": 1, "res5_dilation": cfg.res5_dilation}
     return {"res5_stride": 2, "res5_dilation": 1}
@@ -39,7 +42,9 @@ def build_backbone(cfg: ModelConfig) -> Union[SlowFast, SlowOnly]:
             fusion_conv_channel_ratio=cfg.fusion_conv_channel_ratio,
             lateral=cfg.lateral,
             lateral_kernel=cfg.fusion_kernel_size,
+            lateral_norm=cfg.lateral_norm,
             fusion=cfg.fusion,
+            slow_frames=cfg.slow_frames,
             slow_temporal_kernels=cfg.slow_temporal_kernels,
             fast_temporal_kernels=cfg.fast_temporal_kernels,
             slow_nonlocal=cfg.nonlocal_blocks,

@@ -1,5 +1,5 @@
-"""Load weights from PySlowFast (PyTorch ``.pyth`` and Caffe2 pickles), pytorchvideo and
-avadet checkpoints into avadet's models.
+"""Load weights from PySlowFast (PyTorch ``.pyth`` and Caffe2 pickles), pytorchvideo,
+MMAction2 and avadet checkpoints into avadet's models.
 
 The format is sniffed from the bytes, not the file name: a zip archive or a legacy torch
 pickle goes through ``torch.load(weights_only=True)``; any other pickle goes through a
@@ -33,8 +33,10 @@ from avadet.models.checkpoint_keys import (
     guess_style,
     state_dict_of,
 )
+from avadet.models.checkpoint_mmaction import drop_background
+from avadet.models.checkpoint_mmaction import ignored_key as mmaction_ignored
 
-SOURCES = ("auto", "avadet", "pyslowfast", "caffe2", "pytorchvideo")
+SOURCES = ("auto", "avadet", "pyslowfast", "caffe2", "pytorchvideo", "mmaction2")
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -122,7 +124,10 @@ def load_checkpoint(
 
     ``source``: "auto" (sniff the bytes and the key names), "avadet", "pyslowfast" (``.pyth``
     with ``model_state``), "caffe2" (``{"blobs": ...}`` pickles), "pytorchvideo" (state dicts of
-    ``pytorchvideo.models.hub`` models). ``backbone_only=True`` ignores the checkpoint's head
+    ``pytorchvideo.models.hub`` models), "mmaction2" (``{"meta", "state_dict"}`` of MMAction2's
+    AVA detectors; the background column 0 of ``fc_cls`` is dropped when the checkpoint has one
+    output more than the model, and listed in ``ignored``; build the model with
+    :func:`~avadet.models.checkpoint_mmaction.mmaction_settings`). ``backbone_only=True`` ignores the checkpoint's head
     and leaves the model's fresh (Kinetics -> AVA initialisation); the report lists both.
     With ``strict=True`` any missing, unexpected or shape-mismatched tensor raises
     :class:`CheckpointError` listing the keys and nothing is loaded; with ``strict=False`` the
@@ -151,6 +156,12 @@ def load_checkpoint(
         tensors = state_dict_of(obj, path)
         if source == "auto":
             source = guess_style(list(tensors))
+        if source == "mmaction2":
+            ignored = [k for k in tensors if mmaction_ignored(k)]
+            tensors = {k: v for k, v in tensors.items() if k not in ignored}
+            own = model.state_dict().get("head.projection.weight")
+            if own is not None and not backbone_only:
+                ignored += drop_background(tensors, int(own.shape[0]), path)
     report = LoadReport(path=path, source=source, ignored=ignored)
     _apply(model, tensors, KEY_MAPS[source], report, backbone_only=backbone_only, strict=strict)
     return report

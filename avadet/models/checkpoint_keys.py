@@ -1,5 +1,6 @@
 """Key maps of checkpoint formats: a checkpoint's tensor name -> avadet's (None: not a model
-tensor of ours), for PySlowFast ``.pyth``, Caffe2 blobs, pytorchvideo and avadet's own."""
+tensor of ours), for PySlowFast ``.pyth``, Caffe2 blobs, pytorchvideo, MMAction2
+(:mod:`avadet.models.checkpoint_mmaction`) and avadet's own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from avadet.errors import CheckpointError
+from avadet.models.checkpoint_mmaction import is_mmaction_style, mmaction_key
 
 # The head: left fresh by backbone_only=True (Kinetics -> AVA initialisation).
 HEAD_PREFIX = "head."
@@ -172,6 +174,7 @@ KEY_MAPS: dict[str, Callable[[str], Optional[str]]] = {
     "pyslowfast": _pyslowfast_key,
     "caffe2": _caffe2_key,
     "pytorchvideo": _pytorchvideo_key,
+    "mmaction2": mmaction_key,
 }
 
 
@@ -191,6 +194,8 @@ def guess_style(keys: list[str]) -> str:
         return "pyslowfast"
     if any("multipathway_blocks" in k or re.match(r"(model\.)?blocks\.0\.", k) for k in keys):
         return "pytorchvideo"
+    if is_mmaction_style(keys):  # before avadet's: both start with "backbone."
+        return "mmaction2"
     if any(k.startswith("backbone.") for k in keys):
         return "avadet"
     raise CheckpointError(

@@ -21,6 +21,9 @@ from torch import nn
 from avadet.models.resnet3d import STAGE_DEPTHS, ResStage, Stem, TemporalKernels, batch_norm
 
 LATERALS = ("conv", "ttoc", "sample")
+# How the Slow frames are taken from the Fast clip: PySlowFast's / pytorchvideo's linspace, or
+# MMAction2's even stride (nearest interpolation with scale 1 / alpha: frames 0, alpha, ...).
+SLOW_FRAMES = ("linspace", "stride")
 FUSIONS = ("concat", "sum")
 # Where the laterals sit, in forward order (also the names of the lateral modules).
 LATERAL_POINTS = ("pool1", "res2", "res3", "res4")
@@ -32,18 +35,25 @@ FAST_STEM_KERNEL = 5
 Clips = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 
-def slow_pathway_positions(num_frames: int, alpha: int) -> torch.Tensor:
+def slow_pathway_positions(num_frames: int, alpha: int, rule: str = "linspace") -> torch.Tensor:
     """Positions, among the ``num_frames`` Fast frames, of the Slow pathway's frames.
 
-    ``torch.linspace(0, num_frames - 1, num_frames // alpha).long()`` exactly as PySlowFast and
-    pytorchvideo compute them (float32 linspace, truncation): for 32 frames and alpha 4,
-    ``[0, 4, 8, 13, 17, 22, 26, 31]`` (not a uniform stride). Pretrained weights expect these.
+    ``"linspace"``: ``torch.linspace(0, num_frames - 1, num_frames // alpha).long()`` exactly
+    as PySlowFast and pytorchvideo compute them (float32 linspace, truncation): for 32 frames
+    and alpha 4, ``[0, 4, 8, 13, 17, 22, 26, 31]`` (not a uniform stride). ``"stride"``:
+    ``[0, alpha, 2 * alpha, ...]``, what MMAction2's nearest interpolation with scale
+    ``1 / alpha`` picks (32 frames, alpha 8: ``[0, 8, 16, 24]``). Pretrained weights expect
+    their library's rule.
 
     Returns:
         ``(num_frames // alpha,)`` int64.
     """
     if alpha < 1 or num_frames // alpha < 1:
         raise ValueError(f"num_frames ({num_frames}) // alpha ({alpha}) must be >= 1")
+    if rule == "stride":
+        return torch.arange(num_frames // alpha, dtype=torch.int64) * alpha
+    if rule != "linspace":
+        raise ValueError(f"slow_frames must be one of {SLOW_FRAMES}, got {rule!r}")
     return torch.linspace(0, num_frames - 1, num_frames // alpha).long()
 
 
@@ -117,6 +127,7 @@ class Lateral(nn.Module):
 
     - ``"conv"``: time-strided convolution ``kt x 1 x 1``, stride (alpha, 1, 1), no bias, BN,
       ReLU; ``out_channels`` outputs (``fusion_conv_channel_ratio * C_fast`` for concatenation).
+      ``norm=False``: the convolution alone (MMAction2's laterals, ``lateral_norm=False``).
     - ``"ttoc"``: time-to-channel, the alpha frames of each Slow step stacked on the channels
       (``alpha * C_fast`` outputs).
     - ``"sample"``: time-strided sampling, every alpha-th frame (``C_fast`` outputs).
@@ -133,6 +144,7 @@ class Lateral(nn.Module):
         alpha: int,
         out_channels: Optional[int] = None,
         temporal_kernel: int = 7,
+        norm: bool = True,
     ):
         super().__init__()
         if kind not in LATERALS:
@@ -151,7 +163,7 @@ class Lateral(nn.Module):
                 padding=(temporal_kernel // 2, 0, 0),
                 bias=False,
             )
-            self.bn = batch_norm(out_channels)
+            self.bn: Optional[nn.BatchNorm3d] = batch_norm(out_channels) if norm else None
             self.relu = nn.ReLU(inplace=True)
         self.projection: Optional[nn.Conv3d] = None
         if natural is not None and out_channels is not None and out_channels != natural:
@@ -163,7 +175,8 @@ class Lateral(nn.Module):
 
     def forward(self, fast: torch.Tensor) -> torch.Tensor:
         if self.kind == "conv":
-            return self.relu(self.bn(self.conv(fast)))
+            y = self.conv(fast)
+            return y if self.bn is None else self.relu(self.bn(y))
         if self.kind == "sample":
             y = fast[:, :, :: self.alpha]
         else:
@@ -184,6 +197,7 @@ def _fusion_lateral(
     slow_channels: int,
     conv_channel_ratio: int,
     temporal_kernel: int,
+    norm: bool,
 ) -> Lateral:
     """The lateral that feeds ``fast_channels`` Fast features into a Slow pathway of
     ``slow_channels``: summation needs the Slow channel count; concatenation takes the
@@ -199,6 +213,7 @@ def _fusion_lateral(
         alpha=alpha,
         out_channels=out,
         temporal_kernel=temporal_kernel,
+        norm=norm,
     )
 
 
@@ -212,7 +227,9 @@ class SlowFast(nn.Module):
     stage (a list as long as the stage gives one kernel per block). ``res5_stride=1,
     res5_dilation=2`` is the detection setting (stride 16), ``res5_stride=2, res5_dilation=1``
     the Kinetics one (stride 32). ``slow_nonlocal[k]`` lists the blocks of stage k followed by
-    a non-local block. The defaults are :class:`~avadet.config.ModelConfig`'s.
+    a non-local block. ``slow_frames`` picks the Slow frames of a single clip
+    (:func:`slow_pathway_positions`); ``lateral_norm=False`` drops the laterals' BN and ReLU
+    (MMAction2). The defaults are :class:`~avadet.config.ModelConfig`'s.
     """
 
     def __init__(
@@ -225,7 +242,9 @@ class SlowFast(nn.Module):
         fusion_conv_channel_ratio: int = 2,
         lateral: str = "conv",
         lateral_kernel: int = 7,
+        lateral_norm: bool = True,
         fusion: str = "concat",
+        slow_frames: str = "linspace",
         slow_stem_kernel: int = SLOW_STEM_KERNEL,
         fast_stem_kernel: int = FAST_STEM_KERNEL,
         slow_temporal_kernels: Sequence[TemporalKernels] = (1, 1, 3, 3),
@@ -242,6 +261,8 @@ class SlowFast(nn.Module):
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if width_per_group % beta_inv:
             raise ValueError("width_per_group must be divisible by beta_inv")
+        if slow_frames not in SLOW_FRAMES:
+            raise ValueError(f"slow_frames must be one of {SLOW_FRAMES}, got {slow_frames!r}")
         layout = _StageLayout(
             depth=depth,
             width_per_group=width_per_group,
@@ -257,6 +278,7 @@ class SlowFast(nn.Module):
         self.alpha = alpha
         self.beta_inv = beta_inv
         self.fusion = fusion
+        self.slow_frames = slow_frames
         self.feature_stride = layout.feature_stride
         slow_in, fast_in = width_per_group, width_per_group // beta_inv
         self.slow_stem = Stem(out_channels=slow_in, temporal_kernel=slow_stem_kernel)
@@ -272,6 +294,7 @@ class SlowFast(nn.Module):
                 slow_channels=slow_in,
                 conv_channel_ratio=fusion_conv_channel_ratio,
                 temporal_kernel=lateral_kernel,
+                norm=lateral_norm,
             )
             self.add_module(f"lateral_{point}", lat)
             fused_in = slow_in if fusion == "sum" else slow_in + lat.out_channels
@@ -301,7 +324,8 @@ class SlowFast(nn.Module):
     def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:
         """``[slow (N, 3, T/alpha, H, W), fast (N, 3, T, H, W)]`` of a Fast-rate clip
         ``(N, 3, T, H, W)``: the Slow frames at :func:`slow_pathway_positions`."""
-        positions = slow_pathway_positions(clip.shape[2], self.alpha).to(clip.device)
+        positions = slow_pathway_positions(clip.shape[2], self.alpha, self.slow_frames)
+        positions = positions.to(clip.device)
         return [clip.index_select(2, positions), clip]
 
     def forward(self, inputs: Clips) -> list[torch.Tensor]:

@@ -63,7 +63,9 @@ class Preprocessing:
     resized to ``test_short_side``: ``"long_side"`` multiplies both coordinates by one factor,
     the long side's (PySlowFast's ``scale_boxes``: the floored new long side over the old one);
     ``"per_axis"`` scales x and y by each axis's own factor (MMAction2's ``Resize``).
-    ``detection_threshold``: person boxes scoring below it are dropped.
+    ``detection_threshold``: person boxes scoring below it are dropped (``keep_best_detection``:
+    except a keyframe's best one). ``resize_rounding``, ``clip_center_offset``: as avadet's
+    ``data`` fields of those names.
     """
 
     test_short_side: int
@@ -73,6 +75,11 @@ class Preprocessing:
     sampling_rate: int
     box_scaling: str
     detection_threshold: float
+    # MMAction2's test pipeline: the long side rounded (not floored), the clip centred one
+    # frame later, a keyframe's best person box kept even below the threshold.
+    resize_rounding: str = "floor"
+    clip_center_offset: int = 0
+    keep_best_detection: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,10 @@ class ZooEntry:
         return {"num_frames": pre.num_frames, "sampling_rate": pre.sampling_rate,
                 "mean": list(pre.mean), "std": list(pre.std), "box_scaling": pre.box_scaling,
                 "test_short_side": pre.test_short_side,
-                "test_detection_score": pre.detection_threshold}
+                "test_detection_score": pre.detection_threshold,
+                "resize_rounding": pre.resize_rounding,
+                "clip_center_offset": pre.clip_center_offset,
+                "test_keep_best_detection": pre.keep_best_detection}
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain JSON-ready values."""
@@ -265,7 +275,8 @@ def _mmaction2(name: str, config: str, stamp: str, arch: Mapping[str, Any], *, n
     return ZooEntry(
         name=name, source="mmaction2", url=url, sha256=stamp.rsplit("-", 1)[1], architecture=arch,
         preprocessing=Preprocessing(256, _MMACTION2_MEAN, _MMACTION2_STD, num_frames,
-                                    sampling_rate, "per_axis", 0.9),
+                                    sampling_rate, "per_axis", 0.9, resize_rounding="round",
+                                    clip_center_offset=1, keep_best_detection=True),
         val_map=val_map, ava_version=version, pretrain=pretrain,
         authors_config=f"configs/detection/{folder}/{config}.py", test_config=test_config,
         test_overrides=test_overrides, notes=notes,
@@ -286,8 +297,10 @@ _MMACTION2_COMMON = dict(depth=50, res5_stride=1, res5_dilation=1, roi_output_si
 
 def _mm_slowfast(alpha: int, fusion_kernel: int) -> Mapping[str, Any]:
     # resample_rate = speed_ratio = alpha, channel_ratio 8; fast conv1 (5, 7, 7).
+    # Slow frames: every alpha-th frame of the clip (slow_frames "stride"), not linspace.
     return _arch(arch="slowfast", alpha=alpha, beta_inv=8, fusion_kernel_size=fusion_kernel,
-                 fast_temporal_kernels=[3, 3, 3, 3], lateral_norm=False, **_MMACTION2_COMMON)
+                 fast_temporal_kernels=[3, 3, 3, 3], lateral_norm=False, slow_frames="stride",
+                 **_MMACTION2_COMMON)
 
 
 def _mm_slowonly(depth: int = 50, nonlocal_blocks: bool = False) -> Mapping[str, Any]:

@@ -35,6 +35,17 @@ def test_short_side_size():
     assert short_side_size(240, 320, 0) == (240, 320)
 
 
+def test_short_side_size_rounded_as_mmcv():
+    """MMAction2's Resize(scale=(-1, 256)): mmcv.rescale_size rounds each side (values from
+    mmcv 2.1: (323, 240) -> (345, 256), (96, 64) -> (384, 256))."""
+    assert short_side_size(240, 323, 256) == (256, 344)  # floored
+    assert short_side_size(240, 323, 256, "round") == (256, 345)
+    assert short_side_size(64, 96, 256, "round") == (256, 384)
+    assert short_side_size(323, 240, 256, "round") == (345, 256)
+    with pytest.raises(ValueError, match="rounding"):
+        short_side_size(240, 323, 256, "ceil")
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_train_boxes_follow_the_pixels(seed):
     box = np.array([[0.3, 0.25, 0.7, 0.8]])

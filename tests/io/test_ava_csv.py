@@ -118,6 +118,19 @@ def test_person_boxes_dedup_threshold_and_empty_action(tmp_path):
     assert read_person_boxes(write(tmp_path, text), min_score=0.8)["score"].tolist() == [0.97]
 
 
+def test_person_boxes_keep_the_best_of_a_keyframe_below_the_threshold(tmp_path):
+    """MMAction2's rule: threshold min(thr, the keyframe's best score)."""
+    text = (
+        "v,0902,0.1,0.2,0.5,0.9,-1,0.95\n"
+        "v,0902,0.6,0.2,0.9,0.9,-1,0.5\n"
+        "v,0903,0.1,0.2,0.5,0.9,-1,0.4\n"
+        "v,0903,0.6,0.2,0.9,0.9,-1,0.3\n"
+    )
+    assert read_person_boxes(write(tmp_path, text), min_score=0.9)["score"].tolist() == [0.95]
+    kept = read_person_boxes(write(tmp_path, text), min_score=0.9, keep_best=True)
+    assert kept["score"].tolist() == [0.95, 0.4]
+
+
 def test_exclusions(tmp_path):
     df = read_exclusions(write(tmp_path, "vid_A,0960\nvid_B,1037\n"))
     assert df.values.tolist() == [["vid_A", 960], ["vid_B", 1037]]

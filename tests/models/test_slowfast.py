@@ -153,6 +153,29 @@ def test_slow_pathway_positions(n, alpha, expected):
     np.testing.assert_array_equal(slow_pathway_positions(n, alpha), expected)
 
 
+def test_slow_pathway_positions_at_a_stride():
+    """MMAction2's nearest interpolation with scale 1 / alpha takes every alpha-th frame."""
+    assert slow_pathway_positions(32, 8, "stride").tolist() == [0, 8, 16, 24]
+    assert slow_pathway_positions(32, 4, "stride").tolist() == list(range(0, 32, 4))
+    clip = torch.randn(1, 3, 32, 4, 4)
+    picked = torch.nn.functional.interpolate(clip, mode="nearest", scale_factor=(1 / 8, 1, 1))
+    assert torch.equal(picked, clip[:, :, slow_pathway_positions(32, 8, "stride")])
+    with pytest.raises(ValueError, match="slow_frames"):
+        slow_pathway_positions(32, 8, "random")
+
+
+def test_lateral_without_norm_is_the_conv_alone():
+    torch.manual_seed(0)
+    lateral = Lateral(kind="conv", fast_channels=2, alpha=8, out_channels=4, temporal_kernel=5, norm=False)
+    assert lateral.bn is None and sorted(lateral.state_dict()) == ["conv.weight"]
+    x = torch.randn(1, 2, 32, 3, 3)
+    assert torch.equal(lateral(x), lateral.conv(x))  # negative values kept: no ReLU
+    model = build_model(width_per_group=8, lateral_norm=False, slow_frames="stride", res5_stride=1,
+                        res5_dilation=1)
+    assert not any(".bn." in k for k in model.state_dict() if "lateral" in k)
+    assert model.backbone.feature_stride == 16 and model.backbone.slow_frames == "stride"
+
+
 def test_slow_pathway_needs_a_frame():
     with pytest.raises(ValueError):
         slow_pathway_positions(2, 4)
