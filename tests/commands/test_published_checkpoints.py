@@ -131,3 +131,41 @@ def test_avadet_detect_gives_the_same_rows(tmp_path, capsys, land_video, name, m
     assert len(theirs) and _score_diff(ours, theirs) <= TOLERANCE
     doc = json.loads((tmp_path / "out" / "vid_land.json").read_text())
     assert doc["checkpoint_source"] == name.split("_")[0]
+
+
+def test_a_zoo_name_resolves_to_the_hub_cache(tmp_path, capsys, monkeypatch):
+    """``--checkpoint pyslowfast_slow_8x8_r50``: the file in torch hub's cache (here a narrow
+    copy with the published layout, PySlowFast's Caffe2 blobs), with the zoo entry's
+    architecture and preprocessing, and no --arch."""
+    from avadet.models.zoo import cached_path, find_entry
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached = cached_path(find_entry("pyslowfast_slow_8x8_r50"))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes((MODELS / "pyslowfast_slow_8x8_r50_c2_w8_caffe2.pkl").read_bytes())
+    out = tmp_path / "pred.csv"
+    code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint",
+                 "pyslowfast_slow_8x8_r50", "--output-csv", str(out)])
+    assert code == 0, capsys.readouterr().err
+    theirs = _rows(DATASET / "reference" / "pyslowfast_slow_8x8_r50_c2_w8_rows.csv")
+    assert _score_diff(_rows(out), theirs) <= TOLERANCE
+
+
+def test_an_absent_zoo_file_offline_is_one_line_naming_the_url(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from avadet.models.zoo import cached_path, find_entry
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    entry = find_entry("pytorchvideo_slowfast_r50_detection")
+    code = main(["detect", str(DATASET / "frames" / "vid_land" / "vid_land_000001.jpg"),
+                 "--checkpoint", entry.name, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    assert entry.url in err[0] and str(cached_path(entry)) in err[0]
