@@ -154,8 +154,9 @@ def read_training_checkpoint(path: PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot be read as an avadet checkpoint: {one_line(exc)}") from None
     if not isinstance(obj, dict) or "avadet_checkpoint" not in obj:
         raise CheckpointError(
-            f"{path}: not an avadet training checkpoint (no 'avadet_checkpoint' key); "
-            "load public PySlowFast/Caffe2/pytorchvideo weights with train.init_checkpoint"
+            f"{path}: not an avadet training checkpoint (no 'avadet_checkpoint' key): a run "
+            "resumes only from its own checkpoints; start one from published weights with "
+            "train.init_checkpoint"
         )
     if type(obj["avadet_checkpoint"]) is not int:
         raise CheckpointError(f"{path}: field 'avadet_checkpoint' must be an integer (the format version)")
