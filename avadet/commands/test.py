@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from avadet.commands._common import ARCH_HELP, CHECKPOINT_HELP, add_config_arguments
+from avadet.commands._common import (
+    ARCH_HELP,
+    CHECKPOINT_HELP,
+    add_config_arguments,
+    add_threads_argument,
+    set_threads,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     add_config_arguments(parser)
     parser.add_argument("--checkpoint", help=CHECKPOINT_HELP + "; or give test.checkpoint=PATH")
     parser.add_argument("--arch", help=ARCH_HELP)
@@ -19,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     from avadet import api
     from avadet.api.evaluation import format_table, write_outputs
 
