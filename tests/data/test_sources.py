@@ -185,6 +185,43 @@ def test_forked_worker_opens_its_own_container(media):
     assert out.stdout.split() == ["1", "2"]
 
 
+_FORK_GC_CHECK = """
+import gc, os, signal, sys
+from avadet.data.sources import VideoSource
+source = VideoSource(sys.argv[1], threads=int(sys.argv[2]))
+source.read("vid_a", [1, 30])  # the decoder is open (and threaded with threads=0)
+pid = os.fork()
+if pid == 0:  # a DataLoader worker: reads, drops what it has, collects garbage, exits
+    signal.alarm(20)  # a hang ends the child (status 14), never leaves it behind
+    source.read("vid_a", [60, 62])
+    source.close()
+    gc.collect()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print(status, len(source.read("vid_a", [5])))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_forked_worker_never_frees_the_parents_decoder(media, threads):
+    # Freeing a decoder whose threads were started in the parent waits forever in the child.
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_GC_CHECK, str(media / "videos"), str(threads)],
+        capture_output=True, text=True, timeout=60, env=env, check=True,
+    )
+    assert out.stdout.split() == ["0", "1"]  # the child exited normally
+
+
+def test_one_thread_means_no_decoder_threads(media):
+    source = VideoSource(media / "videos")
+    before = len(os.listdir("/proc/self/task"))
+    source.read("vid_a", [3, 50])
+    stream = source._open["vid_a"].stream
+    assert stream.codec_context.thread_count == 1
+    assert len(os.listdir("/proc/self/task")) == before
+
+
 @pytest.fixture(scope="module")
 def pyramid_video(tmp_path_factory) -> Path:
     """B-pyramid (B-frames used as references), GOP 40: the hard case for skipping frames."""

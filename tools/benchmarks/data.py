@@ -208,6 +208,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; best kept")
     parser.add_argument("--keep", type=Path, default=None, help="generate into / reuse this folder")
+    parser.add_argument(
+        "--generate-only", action="store_true", help="write the media (--keep) and stop"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -230,6 +233,8 @@ def main(argv: list[str]) -> int:
             )
             print(f"generated {root} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             (root / "media.json").write_text(json.dumps(vars(args), default=str))
+        if args.generate_only:
+            return 0
         # The table describes the media actually measured (a reused --keep folder's own).
         media = json.loads((root / "media.json").read_text())
         jpeg_bytes = sum(p.stat().st_size for p in (root / "frames").rglob("*.jpg"))
