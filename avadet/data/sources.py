@@ -431,7 +431,9 @@ class VideoSource:
             video.packets = None
             raise ClipReadError(vindex.path, f"cannot decode frames {missing}")
         video.recent = {p: found[p] for p in wanted}
-        return np.stack([found[p] for p in wanted])[inverse]
+        clip = np.stack([found[p] for p in wanted])
+        # Distinct sorted indices (every clip that is not clamped) need no second copy.
+        return clip if np.array_equal(unique, indices) else clip[inverse]
 
     def _decode(self, video: _OpenVideo, vindex: VideoIndex, need: list[int]) -> dict:
         """The frames with pts in ``need`` (sorted) as RGB arrays, decoded forward from the

@@ -251,6 +251,11 @@ def test_reads_are_bit_exact_against_a_full_decode(pyramid_video):
     ]
     requests += [np.sort(rng.integers(0, 120, 5)) for _ in range(25)]
     requests += [np.array([c]) for c in rng.integers(0, 120, 10)]
+    # Clamped clips at both ends, clips across a GOP boundary (key frames at 0, 40, 80) and
+    # backward seeks right after them.
+    requests += [np.array([0, 0, 0, 1, 3]), np.array([114, 117, 119, 119, 119]),
+                 np.arange(36, 46, 2), np.arange(76, 84), np.arange(30, 42, 3),
+                 np.array([79, 80]), np.array([39, 40, 41]), np.array([119])]
     for indices in requests:
         np.testing.assert_array_equal(
             source.read("p", indices), reference[indices], err_msg=str(indices)
