@@ -103,6 +103,10 @@ def make_media(
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = Fraction(1, fps)
             stream.options = {"crf": "23", "g": str(gop), "preset": preset}
+            # One slice per frame, as the ffmpeg command line and avadet's cutter write: PyAV's
+            # default (slice threading) makes x264 split frames into slices, which a decoder
+            # with slice threads then decodes on two cores, unlike any real cut of AVA.
+            stream.thread_type = "AUTO"
             for k in range(seconds * fps):
                 image = frame(k)
                 out = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -476,7 +480,7 @@ def main(argv: list[str]) -> int:
                 shift = r % len(contenders)
                 for source in contenders[shift:] + contenders[:shift]:
                     if source == "decord" and workers > 0:
-                        continue  # aborts in a forked worker once the parent decoded with it
+                        continue  # hangs or aborts in a forked worker once the parent decoded with it
                     ds = (val_sets if in_order else datasets)[source]
                     rate, cpu_ms, wall_ms = _time_loader(
                         ds, args.clips, workers, args.batch_size, r, in_order, "cv2" in setting
