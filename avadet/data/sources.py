@@ -253,6 +253,10 @@ class _OpenVideo:
             pass
 
 
+# Containers a forked process inherited from its parent: kept referenced (never freed) there.
+_INHERITED: list = []
+
+
 class VideoSource:
     """Frames decoded from cut segment videos ``videos_dir/<video_id>.<ext>`` with PyAV.
 
@@ -310,9 +314,8 @@ class VideoSource:
         """The open container (and decoder state) of ``video_id``, opened on demand."""
         import av
 
-        if os.getpid() != self._pid:  # forked: the parent's containers share its file offsets
-            self._open = OrderedDict()
-            self._pid = os.getpid()
+        if os.getpid() != self._pid:
+            self._forked()
         video = self._open.get(video_id)
         if video is not None:
             self._open.move_to_end(video_id)
@@ -324,7 +327,14 @@ class VideoSource:
                 container.close()
                 raise ClipReadError(path, "no video stream")
             stream = container.streams.video[0]
-            if self.threads != 1:
+            if self.threads == 1:
+                # PyAV's default is not one thread: thread_count 0 (libav picks cores + 1)
+                # with slice threading, which starts idle threads that a forked child cannot
+                # join (freeing an inherited decoder there hangs) and buys nothing on the
+                # single-slice H.264 that x264 writes.
+                stream.thread_type = "NONE"
+                stream.thread_count = 1
+            else:
                 stream.thread_type = "AUTO"
                 stream.thread_count = self.threads
         except av.error.FFmpegError as exc:
@@ -335,6 +345,20 @@ class VideoSource:
             _, old = self._open.popitem(last=False)
             old.close()
         return video
+
+    def _forked(self) -> None:
+        """First use in a forked process (a DataLoader worker): the parent's containers share
+        its file offsets, so this process opens its own and keeps them across items (up to
+        ``max_open``), closing them when it exits. The inherited ones are never closed or
+        freed here: a decoder that started threads in the parent cannot be freed in a child,
+        whose copy of it waits for threads that do not exist."""
+        from multiprocessing import util
+
+        _INHERITED.extend(self._open.values())
+        self._open = OrderedDict()
+        self._pid = os.getpid()
+        # Run by a multiprocessing child (DataLoader workers are) when it returns normally.
+        util.Finalize(None, self.close, exitpriority=0)
 
     def index(self, video_id: str) -> VideoIndex:
         """The :class:`VideoIndex` of ``video_id`` (demuxed on first use, then cached)."""
@@ -407,7 +431,9 @@ class VideoSource:
             video.packets = None
             raise ClipReadError(vindex.path, f"cannot decode frames {missing}")
         video.recent = {p: found[p] for p in wanted}
-        return np.stack([found[p] for p in wanted])[inverse]
+        clip = np.stack([found[p] for p in wanted])
+        # Distinct sorted indices (every clip that is not clamped) need no second copy.
+        return clip if np.array_equal(unique, indices) else clip[inverse]
 
     def _decode(self, video: _OpenVideo, vindex: VideoIndex, need: list[int]) -> dict:
         """The frames with pts in ``need`` (sorted) as RGB arrays, decoded forward from the

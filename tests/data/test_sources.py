@@ -185,6 +185,43 @@ def test_forked_worker_opens_its_own_container(media):
     assert out.stdout.split() == ["1", "2"]
 
 
+_FORK_GC_CHECK = """
+import gc, os, signal, sys
+from avadet.data.sources import VideoSource
+source = VideoSource(sys.argv[1], threads=int(sys.argv[2]))
+source.read("vid_a", [1, 30])  # the decoder is open (and threaded with threads=0)
+pid = os.fork()
+if pid == 0:  # a DataLoader worker: reads, drops what it has, collects garbage, exits
+    signal.alarm(20)  # a hang ends the child (status 14), never leaves it behind
+    source.read("vid_a", [60, 62])
+    source.close()
+    gc.collect()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print(status, len(source.read("vid_a", [5])))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_forked_worker_never_frees_the_parents_decoder(media, threads):
+    # Freeing a decoder whose threads were started in the parent waits forever in the child.
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_GC_CHECK, str(media / "videos"), str(threads)],
+        capture_output=True, text=True, timeout=60, env=env, check=True,
+    )
+    assert out.stdout.split() == ["0", "1"]  # the child exited normally
+
+
+def test_one_thread_means_no_decoder_threads(media):
+    source = VideoSource(media / "videos")
+    before = len(os.listdir("/proc/self/task"))
+    source.read("vid_a", [3, 50])
+    stream = source._open["vid_a"].stream
+    assert stream.codec_context.thread_count == 1
+    assert len(os.listdir("/proc/self/task")) == before
+
+
 @pytest.fixture(scope="module")
 def pyramid_video(tmp_path_factory) -> Path:
     """B-pyramid (B-frames used as references), GOP 40: the hard case for skipping frames."""
@@ -214,6 +251,11 @@ def test_reads_are_bit_exact_against_a_full_decode(pyramid_video):
     ]
     requests += [np.sort(rng.integers(0, 120, 5)) for _ in range(25)]
     requests += [np.array([c]) for c in rng.integers(0, 120, 10)]
+    # Clamped clips at both ends, clips across a GOP boundary (key frames at 0, 40, 80) and
+    # backward seeks right after them.
+    requests += [np.array([0, 0, 0, 1, 3]), np.array([114, 117, 119, 119, 119]),
+                 np.arange(36, 46, 2), np.arange(76, 84), np.arange(30, 42, 3),
+                 np.array([79, 80]), np.array([39, 40, 41]), np.array([119])]
     for indices in requests:
         np.testing.assert_array_equal(
             source.read("p", indices), reference[indices], err_msg=str(indices)
