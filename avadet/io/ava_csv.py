@@ -156,7 +156,8 @@ def _require(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
 def _missing_text(column: pd.Series) -> np.ndarray:
     """``column.isna()`` as ``(N,)`` bool, for a text column whose values come in runs (a
     video's rows are together): each run of equal values is tested once. pandas' own test
-    costs ~0.1 us a row, 1.5 s on a 14-million-row prediction file."""
+    of a str column costs ~40 ns a row (~0.6 s on a 14-million-row prediction file); this,
+    2-4x less."""
     values = column.to_numpy(object)
     if len(values) < 2:
         return pd.isna(values).astype(bool)
