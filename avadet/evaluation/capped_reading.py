@@ -87,7 +87,7 @@ def _run_starts(values: np.ndarray) -> np.ndarray:
 
 
 class _Block:
-    """Surviving rows in file order: parallel arrays ``key`` (dense keyframe id), ``pos``
+    """Surviving rows, each keyframe's in file order: parallel arrays ``key`` (dense keyframe id), ``pos``
     (file row), ``x1 y1 x2 y2``, ``action_id``, ``score``; ``alive`` marks the rows still
     held here (rows move out when their keyframe comes back in a later piece)."""
 
@@ -109,9 +109,9 @@ class _Block:
 
 
 class _Piece:
-    """The rows to cap next, in file order, without copying the piece's columns: first the
-    carried survivors ``carried`` (gathered arrays), then the rows ``rows`` of the piece's
-    full-length columns ``source``. Both hold the fields of :class:`_Block`."""
+    """The rows to cap next (each keyframe's in file order), without copying the piece's
+    columns: first the carried survivors ``carried`` (gathered arrays), then the rows ``rows``
+    of the piece's full-length columns ``source``. Both hold the fields of :class:`_Block`."""
 
     def __init__(self, carried: Optional[dict[str, np.ndarray]], source: dict[str, np.ndarray],
                  rows: np.ndarray):
@@ -140,7 +140,7 @@ class _Piece:
 
 
 class _CapStream:
-    """Each keyframe's heap survivors so far, in blocks of rows in file order.
+    """Each keyframe's heap survivors so far, in blocks (each keyframe's rows in file order).
 
     A keyframe's survivors all live in one block (``home``); a new piece pulls the survivors
     of the keyframes it touches out of their blocks, caps them with its own rows and stores
@@ -164,11 +164,10 @@ class _CapStream:
         touched = np.zeros(num_keyframes, dtype=bool)
         touched[key] = True
         held = np.unique(self.home[touched])
+        # Only the order within a keyframe matters to the cap: blocks from different pieces
+        # hold different keyframes, so they are simply put one after the other.
         pulled = [self.blocks[b].pull(touched) for b in held[held >= 0]]
-        carried = _concat(pulled) if pulled else None
-        if len(pulled) > 1:  # rows from several blocks: back into file order
-            carried = _take(carried, np.argsort(carried["pos"], kind="stable"))
-        piece = _Piece(carried, source, rows)
+        piece = _Piece(_concat(pulled) if pulled else None, source, rows)
         keep = heap_cap_mask(piece.column("key"), piece.column("score"),
                              piece.column("action_id"), piece, self.capacity)
         kept = np.flatnonzero(keep)

@@ -157,6 +157,24 @@ def test_survivors_of_a_piece_are_not_a_sufficient_summary(tmp_path: Path) -> No
         assert got["action_id"].tolist() == [2, 1] and got["score"].tolist() == [0.5, 0.75]
 
 
+def test_keyframes_coming_back_from_several_earlier_pieces(tmp_path: Path) -> None:
+    """Runs of 1-20 rows of 5 keyframes in random order: a piece often touches keyframes whose
+    survivors sit in different earlier pieces (they are merged back into file order first)."""
+    rng = np.random.default_rng(2)
+    keys = [("vidA", 902), ("vidA", 903), ("vidB", 902), ("vidB", 904), ("vidC", 902)]
+    rows = []
+    while len(rows) < 400:
+        video, stamp = keys[int(rng.integers(len(keys)))]
+        for _ in range(int(rng.integers(1, 21))):
+            rows.append((video, stamp, float(rng.choice([0.1, 0.2])), 0.1, 0.5, 0.6,
+                         int(rng.choice([1, 2, 3, 7])), float(rng.choice([0.25, 0.5, 0.75]))))
+    path = tmp_path / "pred.csv"
+    _write_rows(path, rows)
+    for chunk_rows in (1, 3, 7, 16, 50, 399):
+        for capacity in (1, 5, 50):
+            _check_pieces(path, [1, 2, 3], {("vidB", 904)}, capacity, chunk_rows)
+
+
 pred_row = st.tuples(
     st.sampled_from([("vidA", 902), ("vidA", 903), ("vidB", 902), ("vidC", 905)]),
     st.sampled_from([0.0, 0.2]), st.sampled_from([0.5, 1.0]),  # x1, x2: identical tuples
