@@ -8,7 +8,8 @@ in order):
    (:mod:`avadet.evaluation.tables`); the class filter, the exclusions and the per-protocol
    keyframe rules are ``np.isin`` masks;
 2. the 50-per-keyframe cap reproduces the official heap
-   (:func:`~avadet.evaluation.heap_cap.heap_cap_mask`);
+   (:func:`~avadet.evaluation.heap_cap.heap_cap_mask`; :func:`evaluate_files` applies steps
+   1-2 while it reads the prediction file, :mod:`avadet.evaluation.capped_reading`);
 3. each detection is paired with every gt row of its (keyframe, class) (a ragged expansion:
    AVA has a handful of gt rows per keyframe and class), IoU is computed per pair and the best
    gt per detection with segment reductions (:mod:`avadet.evaluation.matching`);
