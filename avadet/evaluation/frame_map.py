@@ -8,7 +8,8 @@ in order):
    (:mod:`avadet.evaluation.tables`); the class filter, the exclusions and the per-protocol
    keyframe rules are ``np.isin`` masks;
 2. the 50-per-keyframe cap reproduces the official heap
-   (:func:`~avadet.evaluation.heap_cap.heap_cap_mask`);
+   (:func:`~avadet.evaluation.heap_cap.heap_cap_mask`; :func:`evaluate_files` applies steps
+   1-2 while it reads the prediction file, :mod:`avadet.evaluation.capped_reading`);
 3. each detection is paired with every gt row of its (keyframe, class) (a ragged expansion:
    AVA has a handful of gt rows per keyframe and class), IoU is computed per pair and the best
    gt per detection with segment reductions (:mod:`avadet.evaluation.matching`);
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 import numpy as np
 import pandas as pd
 
 from avadet.boxes import BOX_COLUMNS, PREDICTION_COLUMNS
 from avadet.evaluation.ap import average_precision
+from avadet.evaluation.capped_reading import read_capped_predictions
 from avadet.evaluation.heap_cap import heap_cap_mask
 from avadet.evaluation.matching import match_detections
 from avadet.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
@@ -116,20 +118,33 @@ def evaluate_frame_map(
         or ignored, per protocol), ``pred_rows_no_gt_video``, ``pred_keyframes_no_gt``,
         ``pred_videos_no_gt`` and ``pred_rows_evaluated``.
     """
-    proto = get_protocol(protocol)
+    return _evaluate(gt, pred, labelmap, exclusions, get_protocol(protocol), keep_curves, {})
+
+
+def _evaluate(
+    gt: pd.DataFrame,
+    pred: pd.DataFrame,
+    labelmap: object,
+    exclusions: Optional[pd.DataFrame],
+    proto: Protocol,
+    keep_curves: bool,
+    carried: Mapping[str, int],
+) -> EvalResult:
+    """:func:`evaluate_frame_map`; ``carried``: counts of prediction rows a reader already
+    dropped (``pred_rows`` is then the file's row count), added to the steps' own."""
     require_columns(gt, "ground-truth", GT_COLUMNS)
     require_columns(pred, "prediction", PREDICTION_COLUMNS)
     class_ids, names = class_table(labelmap)
     # Every step adds its counts and warnings in order; the dicts keep that order.
-    counts: dict[str, int] = {"gt_rows": len(gt), "pred_rows": len(pred)}
+    counts: dict[str, int] = {"gt_rows": len(gt), "pred_rows": carried.get("pred_rows", len(pred))}
     warnings: list[str] = []
 
     g_key, p_key, x_key = keyframe_codes([gt, pred, exclusions])
-    g, p, gt_file_keys = _select_classes(gt, pred, g_key, p_key, class_ids, counts)
+    g, p, gt_file_keys = _select_classes(gt, pred, g_key, p_key, class_ids, counts, carried)
     g, p, p_excl, num_gt, gt_file_keys = _drop_scores_and_exclusions(
-        g, p, x_key, gt_file_keys, len(class_ids), proto, counts, warnings
+        g, p, x_key, gt_file_keys, len(class_ids), proto, counts, warnings, carried
     )
-    g, p = _cap_and_gather_boxes(gt, pred, g, p, p_excl, class_ids, proto, counts)
+    g, p = _cap_and_gather_boxes(gt, pred, g, p, p_excl, class_ids, proto, counts, carried)
     p = _drop_unmatched_keyframes(gt, pred, g, p, gt_file_keys, proto, counts, warnings)
     counts["pred_rows_evaluated"] = len(p.rows)
 
@@ -151,6 +166,7 @@ def _select_classes(
     p_key: np.ndarray,
     class_ids: np.ndarray,
     counts: dict[str, int],
+    carried: Mapping[str, int],
 ) -> tuple[_Rows, _Rows, np.ndarray]:
     """The rows of evaluated classes (the official code filters at read time: other classes
     never count), and the keyframes of the whole gt file.
@@ -169,7 +185,8 @@ def _select_classes(
     p_cls = prediction_classes(pred["action_id"].to_numpy(np.int64), class_ids)
     p_in = p_cls >= 0
     counts["gt_rows_other_classes"] = int((~g_in).sum())
-    counts["pred_rows_other_classes"] = int((~p_in).sum())
+    counts["pred_rows_other_classes"] = carried.get("pred_rows_other_classes", 0) + int(
+        (~p_in).sum())
     gt_file_keys = np.unique(g_key)  # every keyframe of the gt file, any class
 
     g_rows = np.flatnonzero(g_in)
@@ -188,6 +205,7 @@ def _drop_scores_and_exclusions(
     proto: Protocol,
     counts: dict[str, int],
     warnings: list[str],
+    carried: Mapping[str, int],
 ) -> tuple[_Rows, _Rows, np.ndarray, np.ndarray, np.ndarray]:
     """The row filters that need no ordering, in one pass: NaN scores, the score floor,
     excluded keyframes (gt rows leave; predictions are only marked, see the cap).
@@ -200,7 +218,7 @@ def _drop_scores_and_exclusions(
     # The official heap and sorts have no consistent answer for NaN, and +-inf breaks the
     # cap (the heap reports "negative elements"): leave them out, counted and said.
     finite = np.isfinite(p.score)
-    counts["pred_rows_nan_score"] = int((~finite).sum())
+    counts["pred_rows_nan_score"] = carried.get("pred_rows_nan_score", 0) + int((~finite).sum())
     if counts["pred_rows_nan_score"]:
         warnings.append(f"{counts['pred_rows_nan_score']} prediction rows with a NaN or "
                         "infinite score ignored")
@@ -211,6 +229,7 @@ def _drop_scores_and_exclusions(
         keep = keep & high
     else:
         counts["pred_rows_low_score"] = 0
+    counts["pred_rows_low_score"] += carried.get("pred_rows_low_score", 0)
 
     if x_key is not None and len(x_key):
         x_key = np.unique(x_key)
@@ -220,7 +239,8 @@ def _drop_scores_and_exclusions(
         g_excl = np.zeros(len(g.key), dtype=bool)
         p_excl = np.zeros(len(p.key), dtype=bool)
     counts["gt_rows_excluded"] = int(g_excl.sum())
-    counts["pred_rows_excluded"] = int((keep & p_excl).sum())
+    counts["pred_rows_excluded"] = carried.get("pred_rows_excluded", 0) + int(
+        (keep & p_excl).sum())
     if not keep.all():
         p, p_excl = p.take(keep), p_excl[keep]
 
@@ -241,6 +261,7 @@ def _cap_and_gather_boxes(
     class_ids: np.ndarray,
     proto: Protocol,
     counts: dict[str, int],
+    carried: Mapping[str, int],
 ) -> tuple[_Rows, _Rows]:
     """At most ``proto.cap`` predictions per keyframe over all classes (the official heap),
     then the boxes of both tables in the protocol's dtype, less invalid predicted boxes.
@@ -258,6 +279,7 @@ def _cap_and_gather_boxes(
         keep &= capped
     else:
         counts["pred_rows_over_cap"] = 0
+    counts["pred_rows_over_cap"] += carried.get("pred_rows_over_cap", 0)
     p = p.take(keep)
     dtype = np.float32 if proto.float32 else np.float64
     p.box = np.column_stack([column[p.rows] for column in box_columns]).astype(dtype)
@@ -413,18 +435,27 @@ def evaluate_files(
     protocol: Union[str, Protocol] = DEFAULT_PROTOCOL,
     *,
     keep_curves: bool = False,
+    chunk_rows: Optional[int] = None,
 ) -> EvalResult:
     """:func:`evaluate_frame_map` on AVA files (gt, predictions, ``.pbtxt``, exclusions).
 
     Malformed files raise :class:`avadet.errors.FormatError` naming the file and line. The gt
-    is read leniently (boxes as they are), like the official code.
+    is read leniently (boxes as they are), like the official code. Under a protocol with a
+    cap, the prediction file is read ``chunk_rows`` rows at a time (default 1,000,000) and
+    only each keyframe's capped rows are kept, as the official reader does
+    (:mod:`avadet.evaluation.capped_reading`): the result is that of reading it whole, in a
+    fraction of the memory.
     """
     from avadet.io import read_annotations, read_exclusions, read_labelmap, read_predictions
 
+    proto = get_protocol(protocol)
     labelmap = read_labelmap(labelmap_path)
     gt = read_annotations(gt_path, strict=False)
-    pred = read_predictions(pred_path)
     exclusions = read_exclusions(exclusions_path) if exclusions_path is not None else None
-    return evaluate_frame_map(
-        gt, pred, labelmap, exclusions=exclusions, protocol=protocol, keep_curves=keep_curves
-    )
+    if proto.cap is None:
+        pred, carried = read_predictions(pred_path), {}
+    else:
+        pred, carried = read_capped_predictions(
+            pred_path, class_table(labelmap)[0], exclusions, proto, chunk_rows=chunk_rows
+        )
+    return _evaluate(gt, pred, labelmap, exclusions, proto, keep_curves, carried)

@@ -3,13 +3,18 @@
 Usage::
 
     python tools/benchmark.py eval [--keyframes 57408] [--official PATH] [--workdir DIR]
+                                   [--in-memory]
 
 Generates an AVA-val-like workload as CSV files (``--keyframes`` keyframes, ~1.9 gt persons
 per keyframe with ~2.7 labels each, and a PySlowFast-style prediction file with one row per
 (detected box, class) for all 80 classes: ~14 million rows at full scale), then times, each
 in a fresh subprocess and end to end (interpreter start and CSV reading included):
 
-- avadet's ``evaluate_files`` (with a breakdown: reading vs evaluating);
+- avadet's ``evaluate_files`` (with a breakdown: interpreter start and imports vs reading and
+  evaluating; under a capped protocol it streams the prediction file, 50 rows per keyframe
+  kept as it reads);
+- with ``--in-memory``, also avadet's whole-table path (``read_predictions`` then
+  ``evaluate_frame_map``), interleaved run by run with ``evaluate_files``;
 - if ``--official`` points at an activitynet/ActivityNet checkout (or its ``Evaluation``
   folder), the official ``get_ava_performance.py`` on the same files, run unchanged through a
   small Python 3 / NumPy 2 compatibility wrapper. A checkout whose script takes ``-e``
@@ -65,21 +70,27 @@ finally:
 AVADET_RUNNER = r"""
 import json, resource, sys, time
 start = time.perf_counter()
-from avadet.evaluation import evaluate_frame_map
+from avadet.evaluation import evaluate_files, evaluate_frame_map
 from avadet.io import read_annotations, read_exclusions, read_labelmap, read_predictions
-gt_path, pred_path, labelmap_path, excl_path, protocol = sys.argv[1:6]
-labelmap = read_labelmap(labelmap_path)
-gt = read_annotations(gt_path, strict=False)
-pred = read_predictions(pred_path)
-exclusions = read_exclusions(excl_path) if excl_path != "-" else None
-read_done = time.perf_counter()
-result = evaluate_frame_map(gt, pred, labelmap, exclusions=exclusions, protocol=protocol)
+gt_path, pred_path, labelmap_path, excl_path, protocol, mode = sys.argv[1:7]
+imported = time.perf_counter()
+if mode == "files":
+    result = evaluate_files(gt_path, pred_path, labelmap_path,
+                            excl_path if excl_path != "-" else None, protocol=protocol)
+    read_done = imported
+else:  # the whole table in memory, then the evaluator
+    labelmap = read_labelmap(labelmap_path)
+    gt = read_annotations(gt_path, strict=False)
+    pred = read_predictions(pred_path)
+    exclusions = read_exclusions(excl_path) if excl_path != "-" else None
+    read_done = time.perf_counter()
+    result = evaluate_frame_map(gt, pred, labelmap, exclusions=exclusions, protocol=protocol)
 end = time.perf_counter()
 print("BENCH_RESULT " + json.dumps({
-    "import_and_read_s": read_done - start, "evaluate_s": end - read_done,
+    "import_s": imported - start, "read_s": read_done - imported, "evaluate_s": end - read_done,
     "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "map": result.map, "per_class": result.to_json()["per_class"],
-    "rows": len(pred), "evaluated": result.counts["pred_rows_evaluated"],
+    "rows": result.counts["pred_rows"], "evaluated": result.counts["pred_rows_evaluated"],
 }), flush=True)
 """
 
@@ -242,9 +253,13 @@ def _run(cmd: list[str], cwd: Path, log: Path) -> tuple[float, str]:
     return wall, done.stdout
 
 
-def run_avadet(paths: dict[str, Path], protocol: str, workdir: Path, exclusions: bool) -> dict:
+def run_avadet(paths: dict[str, Path], protocol: str, workdir: Path, exclusions: bool,
+               mode: str = "files") -> dict:
+    """One fresh-process run: ``mode`` "files" (``evaluate_files``) or "memory" (whole
+    table read, then ``evaluate_frame_map``)."""
     env_cmd = [sys.executable, "-c", AVADET_RUNNER, str(paths["gt"]), str(paths["pred"]),
-               str(paths["labelmap"]), str(paths["exclusions"]) if exclusions else "-", protocol]
+               str(paths["labelmap"]), str(paths["exclusions"]) if exclusions else "-", protocol,
+               mode]
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     wall, out = _run(env_cmd, REPO, workdir / "avadet.log")
     line = next(s for s in out.splitlines() if s.startswith("BENCH_RESULT "))
@@ -288,6 +303,24 @@ def run_official(official: Path, paths: dict[str, Path], workdir: Path) -> dict:
     }
 
 
+def _median_row(rows: list[str], runs: list[dict], name: str, keyframes: int,
+                pred_rows: int) -> dict:
+    """Append the Markdown row of the median run (by wall time) of ``runs``; return it."""
+    runs = sorted(runs, key=lambda r: r["wall_s"])
+    median = runs[len(runs) // 2]
+    walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
+    rss = ", ".join(f"{r['maxrss_kb'] / 1024:.0f}" for r in runs)
+    split = f"start+imports {median['import_s']:.1f}, "
+    split += (f"read+evaluate {median['evaluate_s']:.1f}" if median["read_s"] == 0 else
+              f"read {median['read_s']:.1f}, evaluate {median['evaluate_s']:.1f}")
+    rows.append(
+        f"| {name} (median of {len(runs)}: {walls} s; RSS {rss} MB) | {keyframes:,} | "
+        f"{pred_rows:,} | {median['wall_s']:.1f} ({split}) | "
+        f"{median['maxrss_kb'] / 1024:.0f} | {median['map']:.6f} |"
+    )
+    return median
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmark.py eval", description=__doc__.split("\n")[0])
     parser.add_argument("--keyframes", type=int, default=57408,
@@ -301,6 +334,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3,
                         help="avadet runs (the median is reported; the official code runs once)")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="also time avadet's whole-table path (read_predictions + "
+                        "evaluate_frame_map), interleaved with evaluate_files")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(f"/tmp/avadet_eval_bench_{args.keyframes}_{args.seed}")
 
@@ -321,10 +357,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         protocol = args.protocol or ("activitynet2019" if use_exclusions else "activitynet")
     print(f"avadet ({protocol}{'' if use_exclusions else ', no exclusions'}) x{args.repeat} ...",
           flush=True)
-    runs = [run_avadet(paths, protocol, workdir, use_exclusions) for _ in range(args.repeat)]
-    runs.sort(key=lambda r: r["wall_s"])
-    ours = runs[len(runs) // 2]  # the median run
-    walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
+    runs, memory_runs = [], []
+    for _ in range(args.repeat):  # A B A B ...: both see the same machine load
+        runs.append(run_avadet(paths, protocol, workdir, use_exclusions, "files"))
+        if args.in_memory:
+            memory_runs.append(run_avadet(paths, protocol, workdir, use_exclusions, "memory"))
     if args.official is not None:
         print(f"official ({args.official}) ...", flush=True)
         official = run_official(args.official, paths, workdir)
@@ -333,11 +370,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     rows = [
         "| evaluator | keyframes | prediction rows | wall time (s) | peak RSS (MB) | mAP |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| avadet `{protocol}` (median of {len(runs)}: {walls}) | {args.keyframes:,} | "
-        f"{meta['pred_rows']:,} | {ours['wall_s']:.1f} (start+read "
-        f"{ours['import_and_read_s']:.1f}, evaluate {ours['evaluate_s']:.1f}) | "
-        f"{ours['maxrss_kb'] / 1024:.0f} | {ours['map']:.6f} |",
     ]
+    ours = _median_row(rows, runs, f"avadet `{protocol}` evaluate_files", args.keyframes,
+                       meta["pred_rows"])
+    if memory_runs:
+        _median_row(rows, memory_runs, f"avadet `{protocol}` read_predictions + "
+                    "evaluate_frame_map", args.keyframes, meta["pred_rows"])
     if official is not None:
         rows.append(
             f"| official ActivityNet ({official['protocol']} code) | {args.keyframes:,} | "
@@ -350,12 +388,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     if official is not None:
         diffs = [abs(ours["per_class"][k] - v) for k, v in official["per_class"].items()
                  if not (math.isnan(v) and math.isnan(ours["per_class"].get(k, math.nan)))]
-        print(f"speed-up: {official['wall_s'] / ours['wall_s']:.1f}x; "
+        slowest = max(r["wall_s"] for r in runs)
+        peak = max(r["maxrss_kb"] for r in runs)
+        print(f"speed-up: {official['wall_s'] / ours['wall_s']:.1f}x "
+              f"({official['wall_s'] / slowest:.1f}x against the slowest run); "
+              f"peak RSS avadet / official: {peak / 1024:.0f} / "
+              f"{official['maxrss_kb'] / 1024:.0f} MB (largest of avadet's runs); "
               f"|mAP difference| {abs(ours['map'] - official['map']):.2e}; "
               f"largest per-class |AP difference| {max(diffs, default=float('nan')):.2e} over "
               f"{len(official['per_class'])} classes")
-    print(f"load average before/after: {load[0]:.2f} / {load_after[0]:.2f} "
-          f"({os.cpu_count()} CPUs)")
+    if memory_runs:
+        same = all(json.dumps([r["map"], r["per_class"]]) == json.dumps([ours["map"], ours["per_class"]])
+                   for r in memory_runs + runs)
+        print(f"evaluate_files and the whole-table path: "
+              f"{'identical mAP and per-class APs' if same else 'DIFFERENT results'}")
+    print(f"load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load)}; "
+          f"after: {', '.join(f'{v:.2f}' for v in load_after)} ({os.cpu_count()} CPUs)")
     return 0
 
 
