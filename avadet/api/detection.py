@@ -25,6 +25,7 @@ from avadet.detect.outputs import (
 from avadet.detect.runner import probe_video
 from avadet.engine.build import dataset_files
 from avadet.engine.checkpoint import inference_config, override_keys
+from avadet.engine.inference import inference_model
 from avadet.engine.loading import LoadedModel, load_model
 from avadet.errors import AvadetError, ConfigError, FormatError
 from avadet.io import LabelMap, read_labelmap
@@ -165,6 +166,8 @@ def detect_video(
     arch: Optional[str] = None,
     device: str = "cpu",
     progress: bool = True,
+    deploy: Optional[bool] = None,
+    precision: Optional[str] = None,
 ) -> DetectOutputs:
     """Detect people and their actions on ``video`` with the model of ``checkpoint``.
 
@@ -177,6 +180,10 @@ def detect_video(
     architecture of a Caffe2 pickle); its authors' preprocessing is used.
     ``video_id`` and ``timestamp_offset`` make the CSV's keys (and those a CSV person-box
     source is looked up by), e.g. offset 900 for a cut AVA segment.
+    ``deploy`` / ``precision``: the action model's CPU inference path
+    (:func:`avadet.engine.inference.inference_model`); None: the config's ``test.deploy``
+    (default True: BatchNorm folded, channels-last; same scores within 1e-4) and
+    ``test.precision`` (default ``"fp32"``; ``"bf16"`` only by request).
     """
     check_options(interval=interval, start=start, top_k=top_k, show_top=show_top,
                   person_threshold=person_threshold, timestamp_offset=timestamp_offset)
@@ -193,15 +200,21 @@ def detect_video(
                        persons=persons, person_threshold=person_threshold, labelmap=labelmap,
                        interval=interval, start=start, top_k=top_k, show_top=show_top,
                        video_id=video_id or video.stem, timestamp_offset=timestamp_offset,
-                       write_video=write_video, arch=arch, device=device, progress=progress)
+                       write_video=write_video, arch=arch, device=device, progress=progress,
+                       deploy=deploy, precision=precision)
 
 
 def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, persons,
             person_threshold, labelmap, interval, start, top_k, show_top, video_id,
-            timestamp_offset, write_video, arch, device, progress) -> DetectOutputs:
+            timestamp_offset, write_video, arch, device, progress, deploy,
+            precision) -> DetectOutputs:
     loaded = load_model(checkpoint, arch=arch, device=device)
-    model, class_ids = loaded.model, loaded.class_ids
+    class_ids = loaded.class_ids
     cfg = run_config(loaded, config, overrides)
+    model = inference_model(
+        loaded.model, device,
+        deploy=cfg.test.deploy if deploy is None else deploy,
+        precision=cfg.test.precision if precision is None else precision, consume=True)
     names_map = _labelmap(dataset_files(cfg.data), labelmap)
     threshold = person_threshold if person_threshold is not None else cfg.data.test_detection_score
     if not isinstance(persons, PersonDetector):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from avadet.commands._common import ARCH_HELP, CHECKPOINT_HELP, add_config_arguments
+from avadet.commands._common import (
+    ARCH_HELP,
+    CHECKPOINT_HELP,
+    add_config_arguments,
+    add_inference_arguments,
+    inference_overrides,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,13 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the predictions (default: test.output_csv in the "
                              "checkpoint's run folder)")
     parser.add_argument("--json", metavar="OUT.json", help="write the mAP and per-class AP here")
+    add_inference_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from avadet import api
     from avadet.api.evaluation import format_table, write_outputs
 
-    result = api.test(args.config, args.checkpoint, args.overrides, output_csv=args.output_csv,
+    overrides = list(args.overrides) + inference_overrides(args)
+    result = api.test(args.config, args.checkpoint, overrides, output_csv=args.output_csv,
                       arch=args.arch)
     if result.predictions_csv is None:  # not rank 0
         return 0

@@ -132,7 +132,7 @@ class DeployedModel(nn.Module):
         precision = "fp32" if self.autocast_dtype is None else str(self.autocast_dtype)
         return f"channels_last={self.channels_last}, precision={precision}"
 
-    def train(self, mode: bool = True) -> "DeployedModel":
+    def train(self, mode: bool = True) -> DeployedModel:
         if mode:
             raise RuntimeError("a deployed model (BatchNorm folded) is for inference only; "
                                "train the original model")
