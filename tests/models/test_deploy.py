@@ -58,6 +58,9 @@ def test_deployed_scores_match_eval_mode(arch):
     assert (got.scores - expected.scores).abs().max().item() <= 1e-4
     scale = expected.logits.abs().max().item()
     assert (got.logits - expected.logits).abs().max().item() <= 1e-4 * max(scale, 1.0)
+    # The RoI features, which carry the whole backbone, to a relative 1e-4.
+    scale = expected.features.abs().max().item()
+    assert (got.features - expected.features).abs().max().item() <= 1e-4 * scale
     # The two-pathway models also take [slow, fast] (and Slow-only [clip]), as PySlowFast passes.
     pathways = model.backbone.pathways(clip)
     assert (deployed(pathways, boxes) - expected.scores).abs().max().item() <= 1e-4
