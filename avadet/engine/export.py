@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+import torch
+from torch import nn
+
 from avadet.engine.loading import load_model
 from avadet.errors import ConfigError
-from avadet.models.export import export_onnx
+from avadet.models.export import OnnxRuntimeModel, export_onnx
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -61,3 +65,16 @@ def export_checkpoint(checkpoint: PathLike, out: PathLike, *, arch: Optional[str
     path = export_onnx(loaded.model, out, frames=frames, height=height, width=width,
                        metadata=metadata)
     return ExportResult(path, frames, height, width, list(loaded.class_ids), loaded.source)
+
+
+def onnxruntime_model(model: nn.Module, *, frames: int, short_side: int,
+                      aspect: float = 16 / 9) -> OnnxRuntimeModel:
+    """``model`` exported to ONNX (a temporary file, gone once loaded) and run by ONNX
+    Runtime on the CPU with torch's thread count: the ``avadet detect --backend onnxruntime``
+    model, called like the torch one (``(clip, boxes) -> scores``). ``frames``: the clip
+    length it will be given; any frame size runs."""
+    height = short_side or 256
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", frames=frames, height=height,
+                           width=max(height, round(height * aspect)))
+        return OnnxRuntimeModel(path, threads=torch.get_num_threads())
