@@ -63,10 +63,22 @@ def main(argv: list[str]) -> int:
                         help="the full-size deployment suite (see the module doc)")
     parser.add_argument("--height", type=int, default=256, help="--deploy-suite frame height")
     parser.add_argument("--width", type=int, default=455, help="--deploy-suite frame width")
-    parser.add_argument("--archs", nargs="+", default=["slowfast_r50", "slowfast_r101", "slow_r50"],
+    parser.add_argument("--archs", nargs="+",
+                        default=["slowfast_r50", "slowfast_r101", "slow_r50", "synthetic_cpu"],
                         help="--deploy-suite architectures")
     parser.add_argument("--no-onnx", action="store_true", help="--deploy-suite without ONNX Runtime")
+    parser.add_argument("--ablations", action="store_true",
+                        help="--deploy-suite: also BN folding alone and channels-last alone")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="avadet test through each inference path (--config, --checkpoint): "
+                             "frame-mAP and score differences (no timing)")
+    parser.add_argument("--config", help="--accuracy: the val set's config")
+    parser.add_argument("--checkpoint", help="--accuracy: a trained checkpoint")
     args = parser.parse_args(argv)
+    if args.accuracy:
+        from benchmarks.models_deploy import accuracy
+
+        return accuracy(args)
     if args.deploy_suite:
         from benchmarks.models_deploy import deploy_suite
 

@@ -85,6 +85,15 @@ def _models(arch: str):
     from avadet.models import PUBLISHED_MODELS, load_checkpoint
 
     torch.manual_seed(0)
+    if arch == "synthetic_cpu":  # configs/synthetic/cpu.yaml's model: width 8, 16 frames
+        from avadet.config import load_config
+
+        root = Path(__file__).resolve().parents[2]
+        ours = PUBLISHED_MODELS["slowfast_32x2_r50"](
+            **{k: v for k, v in vars(load_config(root / "configs/synthetic/cpu.yaml").model).items()
+               if k in ("width_per_group", "num_classes", "alpha", "beta_inv")}).eval()
+        _randomize_bn(ours)
+        return None, None, ours, 16
     if arch == "slowfast_r101":
         ours = PUBLISHED_MODELS["slowfast_32x2_r101_50_50"]().eval()
         _randomize_bn(ours)
@@ -124,9 +133,9 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
 
     rows: list[str] = []
     ref_name, ref, ours, frames = _models(arch)
-    clip = torch.randn(1, 3, frames, args.height, args.width,
-                       generator=torch.Generator().manual_seed(1))
-    boxes = _boxes(args.height, args.width, args.boxes)
+    height, width = (96, 128) if arch == "synthetic_cpu" else (args.height, args.width)
+    clip = torch.randn(1, 3, frames, height, width, generator=torch.Generator().manual_seed(1))
+    boxes = _boxes(height, width, args.boxes)
     pathways = ours.backbone.pathways(clip)
     macs = count_conv_flops(ours, [p.clone() for p in pathways], boxes).total
 
@@ -148,6 +157,11 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
     if bf16:
         deployed_bf16 = prepare_for_inference(ours, dtype=torch.bfloat16)
         runners["avadet deploy + bf16"] = lambda d=deployed_bf16: d(clip, boxes)
+    if args.ablations:  # which part of the deployment form pays
+        fold_only = prepare_for_inference(ours, channels_last=False)
+        runners["avadet deploy, BN folding only"] = lambda d=fold_only: d(clip, boxes)
+        layout_only = prepare_for_inference(ours, fold_bn=False)
+        runners["avadet deploy, channels-last only"] = lambda d=layout_only: d(clip, boxes)
     if args.compile:
         compiled = torch.compile(deployed)
         start = time.perf_counter()
@@ -157,8 +171,7 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
     tmp: Optional[tempfile.TemporaryDirectory] = None
     if not args.no_onnx:
         tmp = tempfile.TemporaryDirectory()
-        runtime, seconds = _onnx_runner(ours, frames, args.height, args.width, args.threads,
-                                        tmp.name)
+        runtime, seconds = _onnx_runner(ours, frames, height, width, args.threads, tmp.name)
         notes.append(f"{arch}: export + ONNX Runtime session {seconds:.1f} s")
         runners["ONNX Runtime (avadet export)"] = lambda r=runtime: r(clip, boxes)
     expected = next(iter(runners.values()))()
@@ -173,7 +186,7 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
     for name in runners:
         t = statistics.median(times[name])
         rate = macs / t
-        rows.append(f"| {arch} ({macs / 1e9:.1f} G) | {name} | {t:.3f} | {base / t:.2f} | "
+        rows.append(f"| {arch} {height}x{width} ({macs / 1e9:.1f} G) | {name} | {t:.3f} | {base / t:.2f} | "
                      f"{diffs[name]:.1e} | {rate / 1e9:.1f} | {rate / peak:.2f} |")
     if tmp is not None:
         tmp.cleanup()
@@ -205,4 +218,34 @@ def deploy_suite(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"- {note}")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+def accuracy(args: argparse.Namespace) -> int:
+    """``avadet test`` on one checkpoint and val set through each inference path: the max
+    |score diff| from the model as loaded (``--no-deploy``) and the frame-mAP of each."""
+    from avadet import api
+
+    torch.set_num_threads(args.threads)
+    paths = {"as loaded (test.deploy=false)": ["test.deploy=false"],
+             "deploy fp32 (default)": [],
+             "deploy bf16 (test.precision=bf16)": ["test.precision=bf16"]}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, overrides) in enumerate(paths.items()):
+            results[name] = api.test(args.config, args.checkpoint, list(overrides),
+                                     output_csv=Path(tmp) / f"{i}.csv", progress=False)
+    key = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id"]
+    base = next(iter(results.values()))
+    print(f"# inference paths on {args.config} with {args.checkpoint}: "
+          f"{len(base.predictions)} score rows\n")
+    print("| path | frame-mAP | change | max abs score diff | mean abs score diff |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, result in results.items():
+        merged = base.predictions.merge(result.predictions, on=key, how="inner")
+        assert len(merged) == len(base.predictions)
+        diff = (merged["score_x"] - merged["score_y"]).abs()
+        m = result.eval_result.map
+        print(f"| {name} | {m:.6f} | {m - base.eval_result.map:+.6f} | {diff.max():.1e} | "
+              f"{diff.mean():.1e} |")
     return 0
