@@ -20,6 +20,7 @@ every published architecture). The model given is not modified: it is copied fir
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -107,6 +108,28 @@ def cpu_supports_bf16() -> bool:
     return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+class ScoresOnly(nn.Module):
+    """``(clip, boxes) -> scores`` of an ActionModel: the signature a tracer records (no
+    keyword arguments, one output)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, clip: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        return self.model(clip, boxes)
+
+
+def freeze_for_onednn(model: nn.Module, clip: torch.Tensor, boxes: torch.Tensor):
+    """``model`` (eval, folded) traced on ``(clip, boxes)``, frozen and passed through
+    TorchScript's ``optimize_for_inference`` (oneDNN convolutions with fused ReLU/add).
+    The trace fixes the clip's frame count; sizes, clips and boxes stay free."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notices
+        traced = torch.jit.trace(ScoresOnly(model).eval(), (clip, boxes), check_trace=False)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+
 def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last_3d) if x.ndim == 5 else x
 
@@ -122,15 +145,24 @@ class DeployedModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, *, channels_last: bool,
-                 autocast_dtype: Optional[torch.dtype]):
+                 autocast_dtype: Optional[torch.dtype], torchscript: bool = False):
         super().__init__()
         self.model = model
         self.channels_last = channels_last
         self.autocast_dtype = autocast_dtype
+        self.torchscript = torchscript
+        self._frozen: dict[tuple, torch.jit.ScriptModule] = {}
 
     def extra_repr(self) -> str:
         precision = "fp32" if self.autocast_dtype is None else str(self.autocast_dtype)
-        return f"channels_last={self.channels_last}, precision={precision}"
+        return (f"channels_last={self.channels_last}, precision={precision}, "
+                f"torchscript={self.torchscript}")
+
+    def _frozen_for(self, clip: torch.Tensor, boxes: torch.Tensor):
+        key = (clip.shape[2], clip.dtype, clip.device)
+        if key not in self._frozen:
+            self._frozen[key] = freeze_for_onednn(self.model, clip, boxes)
+        return self._frozen[key]
 
     def train(self, mode: bool = True) -> DeployedModel:
         if mode:
@@ -157,6 +189,10 @@ class DeployedModel(nn.Module):
         *,
         return_logits: bool = False,
     ) -> Union[torch.Tensor, HeadOutput]:
+        if (self.torchscript and isinstance(inputs, torch.Tensor) and boxes is not None
+                and not return_logits):
+            with torch.no_grad():
+                return self._frozen_for(inputs, boxes)(inputs, boxes).float()
         device = boxes.device if boxes is not None else (
             inputs.device if isinstance(inputs, torch.Tensor) else inputs[0].device)
         with torch.inference_mode(), torch.autocast(
@@ -176,6 +212,7 @@ def prepare_for_inference(
     fold_bn: bool = True,
     dtype: Optional[torch.dtype] = None,
     copy_model: bool = True,
+    torchscript: bool = False,
 ) -> DeployedModel:
     """The deployment form of ``model`` (an :class:`~avadet.models.ActionModel`, on any
     device): a :class:`DeployedModel` whose fp32 scores equal the eval-mode model's within
@@ -185,8 +222,12 @@ def prepare_for_inference(
     (:func:`cpu_supports_bf16`; else :class:`~avadet.errors.ConfigError`); ``None`` or
     ``torch.float32``: fp32. ``copy_model=False`` folds ``model`` itself (it is then
     consumed: its BN layers are gone); by default a copy is folded and ``model`` is left as it
-    was, training mode included.
+    was, training mode included. ``torchscript=True`` (fp32 only): each clip length's first
+    call traces and freezes the model for oneDNN (:func:`freeze_for_onednn`; a few seconds),
+    later calls run the frozen graph; list inputs and ``return_logits`` keep the eager path.
     """
+    if torchscript and dtype == torch.bfloat16:
+        raise ConfigError("the TorchScript path is fp32 only")
     if dtype not in (None, torch.float32, torch.bfloat16):
         raise ConfigError(f"deployment precision must be float32 or bfloat16, got {dtype}")
     autocast_dtype = torch.bfloat16 if dtype == torch.bfloat16 else None
@@ -203,7 +244,8 @@ def prepare_for_inference(
         model = model.to(memory_format=torch.channels_last_3d)
     for p in model.parameters():
         p.requires_grad_(False)
-    return DeployedModel(model, channels_last=channels_last, autocast_dtype=autocast_dtype).eval()
+    return DeployedModel(model, channels_last=channels_last and not torchscript,
+                         autocast_dtype=autocast_dtype, torchscript=torchscript).eval()
 
 
 def precision_dtype(precision: str) -> Optional[torch.dtype]:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from avadet.errors import AvadetError, FormatError
-from avadet.models.deploy import prepare_for_inference
+from avadet.models.deploy import ScoresOnly, prepare_for_inference
 from avadet.models.heads import AVAHead
 
 logger = logging.getLogger(__name__)
@@ -38,17 +38,6 @@ OPSET = 17  # >= 16 for RoiAlign's coordinate_transformation_mode (aligned=True)
 INPUT_NAMES = ("clip", "boxes")
 OUTPUT_NAME = "scores"
 INSTALL_HINT = "pip install 'avadet[export]' (onnx and onnxruntime)"
-
-
-class _ScoresOnly(nn.Module):
-    """``(clip, boxes) -> scores``: the traced signature (no keyword arguments, one output)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, clip: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        return self.model(clip, boxes)
 
 
 def _sample_boxes(height: int, width: int) -> torch.Tensor:
@@ -80,7 +69,7 @@ def export_onnx(model: nn.Module, path: PathLike, *, frames: int, height: int, w
         # constants: T is fixed at export by design).
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _ScoresOnly(folded).eval(), (clip, boxes), str(path), dynamo=False,
+            ScoresOnly(folded).eval(), (clip, boxes), str(path), dynamo=False,
             input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], opset_version=opset,
             dynamic_axes={"clip": {0: "batch", 3: "height", 4: "width"},
                           "boxes": {0: "num_boxes"}, OUTPUT_NAME: {0: "num_boxes"}},

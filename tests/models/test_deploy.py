@@ -133,3 +133,20 @@ def test_bf16_scores_are_close_and_float32():
     got = prepare_for_inference(model, dtype=torch.bfloat16)(clip, boxes)
     assert got.dtype == torch.float32
     assert (got - expected).abs().max().item() <= 5e-2
+
+
+def test_torchscript_path_gives_the_same_scores():
+    torch.manual_seed(0)
+    model = randomize_weights(PUBLISHED_MODELS["slowfast_32x2_r101_50_50"](width_per_group=8)).eval()
+    deployed = prepare_for_inference(model, torchscript=True)
+    for frames, boxes_used in ((32, slice(None)), (32, slice(1, 2)), (8, slice(None))):
+        clip, boxes = _inputs(frames)
+        with torch.no_grad():
+            expected = model(clip, boxes[boxes_used])
+        got = deployed(clip, boxes[boxes_used])
+        assert (got - expected).abs().max().item() <= 1e-4
+    clip, boxes = _inputs(8)  # one clip of the batch of two it was traced with
+    with torch.no_grad():
+        expected = model(clip[1:], boxes[:1])
+    assert (deployed(clip[1:], boxes[:1]) - expected).abs().max().item() <= 1e-4
+    assert len(deployed._frozen) == 2  # one frozen graph per clip length

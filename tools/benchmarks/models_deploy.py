@@ -157,6 +157,11 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
     if bf16:
         deployed_bf16 = prepare_for_inference(ours, dtype=torch.bfloat16)
         runners["avadet deploy + bf16"] = lambda d=deployed_bf16: d(clip, boxes)
+    frozen = prepare_for_inference(ours, torchscript=True)
+    start = time.perf_counter()
+    frozen(clip, boxes)
+    notes.append(f"{arch}: TorchScript trace + freeze + first call {time.perf_counter() - start:.1f} s")
+    runners["avadet deploy + TorchScript freeze (oneDNN)"] = lambda d=frozen: d(clip, boxes)
     if args.ablations:  # which part of the deployment form pays
         fold_only = prepare_for_inference(ours, channels_last=False)
         runners["avadet deploy, BN folding only"] = lambda d=fold_only: d(clip, boxes)
