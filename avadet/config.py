@@ -76,6 +76,10 @@ class DataConfig:
     # How boxes follow a resize: "per_axis" (x by W'/W, y by H'/H) or "long_side" (all four
     # by the long side's ratio, PySlowFast's scale_boxes; up to 0.5 px off in the other axis).
     box_scaling: str = "per_axis"
+    # Test boxes: "last_pixel" clips them to [0, W-1] x [0, H-1] of the frame and of the
+    # resized input (PySlowFast's clip_boxes_to_image); "none" scales them as they are
+    # (MMAction2: x2 = 1.0 becomes the input's width W').
+    box_clipping: str = "last_pixel"
     num_workers: int = 2
 
 
@@ -250,6 +254,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.mean": _list_of(_floats(-math.inf), 3),
     "data.std": _list_of(_floats(0.0, above=True), 3),
     "data.box_scaling": _choices("per_axis", "long_side"),
+    "data.box_clipping": _choices("last_pixel", "none"),
     "data.num_workers": _COUNT,
     "model.arch": _choices("slowfast", "slow"),
     "model.depth": _choices(50, 101),

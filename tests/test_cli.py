@@ -127,3 +127,33 @@ def test_a_usage_error_is_one_line_naming_the_command(argv, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"avadet {argv[0]}: error: ")
     assert f"(see avadet {argv[0]} --help)" in err
+
+
+# Every command that runs a model: --threads sets torch's CPU threads before any work (the
+# demo's own tests cover it there).
+COMPUTING = ["train", "test", "detect", "detect-persons"]
+
+
+@pytest.mark.parametrize("name", COMPUTING)
+def test_every_computing_command_takes_threads(name, monkeypatch):
+    import argparse
+
+    import torch
+
+    from avadet.commands import command_module
+    from avadet.errors import AvadetError
+
+    module = command_module(name)
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    required = {"train": ["--config", "c"], "test": ["--config", "c"],
+                "detect": ["v.mp4", "--checkpoint", "c", "--out", "o"],
+                "detect-persons": ["--config", "c", "--out", "o"]}[name]
+    args = parser.parse_args([*required, "--threads", "1"])
+    assert args.threads == 1
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    # The thread count is set first thing; the command then fails on its missing inputs.
+    with pytest.raises(AvadetError):
+        module.run(args)
+    assert seen[:1] == [1]

@@ -115,7 +115,7 @@ def _train_and_test(out: Path, config_path: Path, arch: str, title: str, step: i
         keep_curves=True,
     )
     write_json(out / arch / "eval.json", result)
-    for path in save_plots(result, out / "plots" / arch):
+    for path in save_plots(result, out / "plots" / arch, model=title):
         files[f"plot {arch} {path.stem}"] = path
     files[f"predictions {arch}"] = Path(tested.predictions_csv)
     return result, Path(trained.final_checkpoint)

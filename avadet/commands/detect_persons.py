@@ -10,7 +10,9 @@ from pathlib import Path
 from avadet.commands._common import (
     add_config_arguments,
     add_detector_arguments,
+    add_threads_argument,
     detector_choice,
+    set_threads,
     weights_hint,
 )
 
@@ -18,6 +20,7 @@ logger = logging.getLogger("avadet.persons")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     add_config_arguments(parser, help="dataset config (YAML)")
     parser.add_argument("--out", required=True, help="person-box CSV to write")
     parser.add_argument("--split", default="val", choices=["train", "val"])
@@ -29,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     from avadet import api
     from avadet.api._logs import log_to_file
 

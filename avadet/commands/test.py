@@ -10,11 +10,14 @@ from avadet.commands._common import (
     CHECKPOINT_HELP,
     add_config_arguments,
     add_inference_arguments,
+    add_threads_argument,
     inference_overrides,
+    set_threads,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     add_config_arguments(parser)
     parser.add_argument("--checkpoint", help=CHECKPOINT_HELP + "; or give test.checkpoint=PATH")
     parser.add_argument("--arch", help=ARCH_HELP)
@@ -26,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     from avadet import api
     from avadet.api.evaluation import format_table, write_outputs
 

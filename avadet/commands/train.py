@@ -19,10 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from avadet.commands._common import add_config_arguments
+from avadet.commands._common import add_config_arguments, add_threads_argument, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_threads_argument(parser)
     add_config_arguments(parser)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", dest="resume", action="store_true", default=True,
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     from avadet import api
     from avadet.api import OutputDirInUse, TrainingInterrupted
     from avadet.errors import AvadetError

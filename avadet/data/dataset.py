@@ -68,6 +68,9 @@ class AvaDataset(Dataset):
             :func:`~avadet.data.transforms.short_side_size`.
         clip_center_offset: frames added to each keyframe's centre frame before sampling
             (MMAction2's loader: 1).
+        box_clipping: whether eval boxes are clipped to the frame and the input
+            (:data:`~avadet.data.transforms.BOX_CLIPPINGS`; ``"none"``: MMAction2's); training
+            always clips.
         mean, std: per-channel normalisation after ``/255``.
 
     Items are :class:`~avadet.data.batch.Item` s; an unreadable val keyframe gives an item
@@ -96,6 +99,7 @@ class AvaDataset(Dataset):
         box_scaling: str = "per_axis",
         resize_rounding: str = "floor",
         clip_center_offset: int = 0,
+        box_clipping: str = "last_pixel",
     ):
         if len(boxes) != len(labels):
             raise ValueError(f"{len(boxes)} boxes but {len(labels)} label rows")
@@ -117,6 +121,7 @@ class AvaDataset(Dataset):
         self.mean = list(mean)
         self.std = list(std)
         self.box_scaling = box_scaling
+        self.box_clipping = box_clipping
         # Keyframes in order of first appearance; item i owns rows starts[i]:starts[i+1] of the
         # box table sorted stably by keyframe.
         key = boxes.groupby(KEY, sort=False).ngroup().to_numpy()
@@ -261,6 +266,7 @@ class AvaDataset(Dataset):
                 clip, norm_boxes, short_side=self.test_short_side, mean=self.mean, std=self.std,
                 box_scaling=self.box_scaling,
                 rounding=self.resize_rounding,
+                box_clipping=self.box_clipping,
             )
         keep = out.keep
         return Item(

@@ -7,7 +7,8 @@ Box conventions (one per layer):
   the one conversion (``x * W``, ``y * H``, then clipped to ``[0, W-1] x [0, H-1]``, PySlowFast's
   convention). Every geometric step moves the boxes with the pixels: scaling multiplies by the
   size ratio, cropping subtracts the offset, a horizontal flip maps ``x -> W - 1 - x``
-  (PySlowFast's ``flip_boxes``), and boxes are clipped to the final image again.
+  (PySlowFast's ``flip_boxes``), and boxes are clipped to the final image again. At test time
+  ``box_clipping="none"`` skips both clips (MMAction2's test pipeline, :data:`BOX_CLIPPINGS`).
 
 Clips are ``(T, H, W, 3)`` uint8 RGB arrays from a clip source; the transforms return
 ``(3, T, H', W')`` float32 normalised tensors. Random choices come from ``rng`` (a
@@ -72,6 +73,12 @@ def short_side_size(
 # H'/H for portrait ones), PySlowFast's ``cv2_transform.scale_boxes`` and
 # ``random_short_side_scale_jitter_list``: up to half a pixel off in the other axis.
 BOX_SCALINGS = ("per_axis", "long_side")
+
+# Whether test boxes are clipped: "last_pixel" to ``[0, W-1] x [0, H-1]`` of the frame, then of
+# the resized input (PySlowFast's ``clip_boxes_to_image``); "none": scaled as they are, as
+# MMAction2's ``RawFrameDecode`` and ``Resize`` do (a box to the frame's right edge ends at
+# the input's width W', not at W' - 1 after scaling from W - 1).
+BOX_CLIPPINGS = ("last_pixel", "none")
 
 
 def box_scale(height: int, width: int, size: tuple[int, int], box_scaling: str) -> np.ndarray:
@@ -290,6 +297,7 @@ def eval_transform(
     std: Sequence[float],
     box_scaling: str = "per_axis",
     rounding: str = "floor",
+    box_clipping: str = "last_pixel",
 ) -> TransformResult:
     """Evaluation transform: short side to ``short_side`` (0: unchanged; ``rounding`` as in
     :func:`short_side_size`), whole frame, no crop.
@@ -298,14 +306,23 @@ def eval_transform(
         clip: ``(T, H, W, 3)`` uint8 RGB.
         norm_boxes: ``(K, 4)`` normalised x1 y1 x2 y2.
         box_scaling: how boxes follow the scale (:data:`BOX_SCALINGS`).
+        box_clipping: whether boxes are clipped to the frame and the input
+            (:data:`BOX_CLIPPINGS`).
     Returns:
         :class:`TransformResult`; every box is kept (detections are never dropped at test time).
     """
+    if box_clipping not in BOX_CLIPPINGS:
+        raise ValueError(f"box_clipping must be one of {BOX_CLIPPINGS}, got {box_clipping!r}")
     t, height, width, _ = clip.shape
-    boxes = to_pixels(norm_boxes, width, height)
+    if box_clipping == "none":
+        boxes = np.asarray(norm_boxes, np.float32).reshape(-1, 4) * np.array(
+            [width, height, width, height], np.float32)
+    else:
+        boxes = to_pixels(norm_boxes, width, height)
     frames, boxes = resize(clip, boxes, short_side_size(height, width, short_side, rounding),
                            box_scaling=box_scaling)
     height, width = frames.shape[1:3]
-    boxes = clip_to_image(boxes, width, height)
+    if box_clipping != "none":
+        boxes = clip_to_image(boxes, width, height)
     keep = np.ones(len(boxes), dtype=bool)
     return TransformResult(to_input(frames, mean, std), boxes, keep)

@@ -79,7 +79,8 @@ class ClipSettings:
     ``mean``/``std`` of the normalisation, ``box_scaling`` (how boxes follow the resize:
     :data:`~avadet.data.transforms.BOX_SCALINGS`), ``resize_rounding`` (of the long side:
     :func:`~avadet.data.transforms.short_side_size`), ``clip_center_offset`` (trained-rate
-    frames added to the clip's centre). The clip is taken from a video at any rate by time
+    frames added to the clip's centre), ``box_clipping`` (whether boxes are clipped to the
+    frame and the input: :data:`~avadet.data.transforms.BOX_CLIPPINGS`). The clip is taken from a video at any rate by time
     (:class:`~avadet.detect.stream.ClipTimeline`).
     """
 
@@ -92,6 +93,7 @@ class ClipSettings:
     box_scaling: str = "per_axis"
     resize_rounding: str = "floor"
     clip_center_offset: int = 0
+    box_clipping: str = "last_pixel"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.trained_fps) and self.trained_fps > 0):
@@ -108,7 +110,7 @@ class ClipSettings:
         return cls(data.num_frames, data.sampling_rate, data.test_short_side,
                    tuple(data.mean), tuple(data.std),
                    float(data.fps if trained_fps is None else trained_fps), data.box_scaling,
-                   data.resize_rounding, data.clip_center_offset)
+                   data.resize_rounding, data.clip_center_offset, data.box_clipping)
 
     @property
     def window(self) -> int:
@@ -345,15 +347,18 @@ class ClipDetector:
             clip: ``(T, H', W', 3)`` uint8 RGB, already resized to the input size.
             full_size: ``(H, W)`` of the original frames (boxes are scaled from it as the
                 evaluation transform does: to pixels of the frame, then by the resize factor,
-                then clipped to the input).
+                clipped to the frame and to the input unless ``box_clipping`` is "none").
         """
         if len(norm_boxes) == 0:
             return np.zeros((0, len(self.class_ids)), np.float32)
         height, width = full_size
         h2, w2 = clip.shape[1:3]
-        boxes = to_pixels(norm_boxes, width, height)
         scale = box_scale(height, width, (h2, w2), self.settings.box_scaling)
-        boxes = clip_to_image(boxes * scale, w2, h2)
+        if self.settings.box_clipping == "none":  # MMAction2's: scaled as they are
+            boxes = np.asarray(norm_boxes, np.float32).reshape(-1, 4) * np.array(
+                [width, height, width, height], np.float32) * scale
+        else:
+            boxes = clip_to_image(to_pixels(norm_boxes, width, height) * scale, w2, h2)
         fast = to_input(clip, self.settings.mean, self.settings.std)[None].to(self.device)
         rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], 1).to(self.device)
         return self.model(fast, rois).float().cpu().numpy()

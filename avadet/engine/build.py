@@ -154,4 +154,5 @@ def build_dataset(cfg: Config, split: str, *, tables: Optional[SplitTables] = No
         box_scaling=data.box_scaling,
         resize_rounding=data.resize_rounding,
         clip_center_offset=data.clip_center_offset,
+        box_clipping=data.box_clipping,
     )

@@ -138,12 +138,17 @@ def run_inference(
     In a distributed run each process scores a contiguous shard and every process returns the
     whole table. Rows: ``video_id timestamp x1 y1 x2 y2 action_id score`` (normalised boxes),
     one per (box, class), keyframes in dataset order and boxes in file order within one.
+    A batch holds keyframes of one video only (:class:`~avadet.engine.sampler.ShardSampler`),
+    so frames of different sizes are never padded together: the scores do not depend on
+    ``batch_size``.
     """
     info = info or DistInfo()
     model.eval()
     loader = DataLoader(
         dataset,
-        batch_sampler=ShardSampler(len(dataset), batch_size, rank=info.rank, world_size=info.world_size),
+        batch_sampler=ShardSampler(len(dataset), batch_size, rank=info.rank,
+                                   world_size=info.world_size,
+                                   groups=getattr(dataset, "video_ids", None)),
         collate_fn=collate,
         num_workers=num_workers,
         pin_memory=info.device.type == "cuda",

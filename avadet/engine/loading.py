@@ -15,8 +15,9 @@ source                    architecture / preprocessing taken from
                           PySlowFast's AVA test path, which trained pytorchvideo's AVA weights
 ``mmaction2`` (.pth)      its tensor shapes and ``meta`` config (or zoo file name); MMAction2's
                           test pipeline (rounded resize, clip centred a frame later, ImageNet
-                          mean/std, per-axis boxes, 0.9 threshold keeping each keyframe's best
-                          box); the 81st (background) column dropped, custom classes kept
+                          mean/std, per-axis unclipped boxes, 0.9 threshold keeping each
+                          keyframe's best box); the 81st (background) column dropped, custom
+                          classes kept
 ========================  ==========================================================================
 
 "Preprocessing" is every setting of ``data`` that changes what the network sees for a given
@@ -102,11 +103,13 @@ class LoadedModel:
                    "long_side": "one factor (PySlowFast's scale_boxes)"}
         centre = f" centred {d.clip_center_offset:+d} frame" if d.clip_center_offset else ""
         best = " (each keyframe's best kept)" if d.test_keep_best_detection else ""
+        clipped = ", clipped to the last pixel" if d.box_clipping == "last_pixel" else ", unclipped"
         return (f"{self.path.name}: {self.source} checkpoint, {len(self.class_ids)} classes; "
                 f"preprocessing of {_AUTHORS[self.source]}: {d.num_frames} frames at stride "
                 f"{d.sampling_rate}{centre}, short side {d.test_short_side} (cv2 bilinear, long "
                 f"side {d.resize_rounding}ed), boxes scaled by "
-                f"{scaling.get(d.box_scaling, d.box_scaling)}, RGB, mean {d.mean}, std {d.std}, "
+                f"{scaling.get(d.box_scaling, d.box_scaling)}{clipped}, RGB, mean {d.mean}, "
+                f"std {d.std}, "
                 f"person boxes >= {d.test_detection_score}{best}")
 
 
@@ -122,7 +125,7 @@ _AUTHORS = {
 # The data settings a checkpoint decides (see the module docstring).
 AUTHORED_DATA_KEYS = ("num_frames", "sampling_rate", "mean", "std", "box_scaling",
                       "test_short_side", "test_detection_score", "resize_rounding",
-                      "clip_center_offset", "test_keep_best_detection")
+                      "clip_center_offset", "test_keep_best_detection", "box_clipping")
 
 
 def load_model(checkpoint: PathLike, *, arch: Optional[str] = None,

@@ -16,7 +16,7 @@ resumed at iteration ``i`` of an epoch reads exactly what the uninterrupted run 
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -90,18 +90,33 @@ class SeedPlanBatchSampler(Sampler[list[int]]):
 
 class ShardSampler(Sampler[list[int]]):
     """Inference batches of one process: a contiguous shard of the items (keeps a video's
-    keyframes together), in order, ``batch_size`` at a time."""
+    keyframes together), in order, at most ``batch_size`` at a time.
 
-    def __init__(self, num_items: int, batch_size: int, *, rank: int = 0, world_size: int = 1):
+    ``groups``: a key per item (its video id); a batch never holds two groups, so clips of
+    videos whose frames differ in size are never zero-padded to a common size, which would
+    change their scores (the convolutions see the padding): every keyframe is scored as
+    PySlowFast and MMAction2 score it, alone at its own size, whatever the batch size.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, *, rank: int = 0, world_size: int = 1,
+                 groups: Optional[Sequence[Any]] = None):
         if batch_size < 1:
             raise ConfigError(f"test.batch_size must be >= 1, got {batch_size}")
         shards = np.array_split(np.arange(num_items, dtype=np.int64), world_size)
         self.indices = shards[rank]
         self.batch_size = batch_size
+        # Runs of one group in the shard, cut into batches: (start, stop) positions.
+        runs = [0, len(self.indices)]
+        if groups is not None and len(self.indices):
+            keys = np.asarray(list(groups), dtype=object)[self.indices]
+            runs = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist(), len(keys)]
+        self._bounds = [(s, min(s + batch_size, stop))
+                        for start, stop in zip(runs[:-1], runs[1:])
+                        for s in range(start, stop, batch_size)]
 
     def __len__(self) -> int:
-        return (len(self.indices) + self.batch_size - 1) // self.batch_size
+        return len(self._bounds)
 
     def __iter__(self) -> Iterator[list[int]]:
-        for start in range(0, len(self.indices), self.batch_size):
-            yield self.indices[start : start + self.batch_size].tolist()
+        for start, stop in self._bounds:
+            yield self.indices[start:stop].tolist()

@@ -314,6 +314,7 @@ def mmaction_settings(
     ``resize_rounding`` ("round"), ``test_short_side``, ``mean``, ``std`` (ImageNet's, in
     ``[0, 1]`` units), ``test_detection_score`` (the dataset's ``person_det_score_thr``),
     ``test_keep_best_detection`` (True: MMAction2 keeps each keyframe's best proposal),
+    ``box_clipping`` ("none": its proposals are scaled to the input without clipping),
     ``fps`` / ``segment_start`` / ``segment_end`` when the config sets them, and ``classes``
     when it has ``custom_classes``. Class ids: the AVA action id of each
     output column of the model (1..80, or the custom classes).
@@ -486,6 +487,7 @@ def _settings(obj: Any, path: str) -> tuple[ModelConfig, dict[str, Any], list[in
         std=[float(v) / 255.0 for v in std],
         test_detection_score=float(dataset.get("person_det_score_thr", 0.9)),
         test_keep_best_detection=True,
+        box_clipping="none",
     )
     for mm_key, our_key in (("fps", "fps"), ("timestamp_start", "segment_start"),
                             ("timestamp_end", "segment_end")):

@@ -64,8 +64,8 @@ class Preprocessing:
     the long side's (PySlowFast's ``scale_boxes``: the floored new long side over the old one);
     ``"per_axis"`` scales x and y by each axis's own factor (MMAction2's ``Resize``).
     ``detection_threshold``: person boxes scoring below it are dropped (``keep_best_detection``:
-    except a keyframe's best one). ``resize_rounding``, ``clip_center_offset``: as avadet's
-    ``data`` fields of those names.
+    except a keyframe's best one). ``resize_rounding``, ``clip_center_offset``,
+    ``box_clipping``: as avadet's ``data`` fields of those names.
     """
 
     test_short_side: int
@@ -80,6 +80,7 @@ class Preprocessing:
     resize_rounding: str = "floor"
     clip_center_offset: int = 0
     keep_best_detection: bool = False
+    box_clipping: str = "last_pixel"  # MMAction2: "none"
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ class ZooEntry:
                 "test_detection_score": pre.detection_threshold,
                 "resize_rounding": pre.resize_rounding,
                 "clip_center_offset": pre.clip_center_offset,
-                "test_keep_best_detection": pre.keep_best_detection}
+                "test_keep_best_detection": pre.keep_best_detection,
+                "box_clipping": pre.box_clipping}
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain JSON-ready values."""
@@ -276,7 +278,8 @@ def _mmaction2(name: str, config: str, stamp: str, arch: Mapping[str, Any], *, n
         name=name, source="mmaction2", url=url, sha256=stamp.rsplit("-", 1)[1], architecture=arch,
         preprocessing=Preprocessing(256, _MMACTION2_MEAN, _MMACTION2_STD, num_frames,
                                     sampling_rate, "per_axis", 0.9, resize_rounding="round",
-                                    clip_center_offset=1, keep_best_detection=True),
+                                    clip_center_offset=1, keep_best_detection=True,
+                                    box_clipping="none"),
         val_map=val_map, ava_version=version, pretrain=pretrain,
         authors_config=f"configs/detection/{folder}/{config}.py", test_config=test_config,
         test_overrides=test_overrides, notes=notes,

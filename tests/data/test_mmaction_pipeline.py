@@ -1,6 +1,6 @@
 """avadet's dataset reproduces MMAction2's AVA test pipeline under the settings of an MMAction2
 checkpoint (``mmaction_settings``): the same frame files, the same resized pixels, the same
-normalised input and the same boxes (but at the frame's right and bottom edges, see below).
+normalised input and the same boxes (unclipped, as MMAction2 leaves them, see below).
 
 The reference, tests/fixtures/data/mmaction_pipeline.npz, is MMAction2's own SampleAVAFrames,
 RawFrameDecode, Resize(scale=(-1, 256)), FormatShape and ActionDataPreprocessor run on the
@@ -57,6 +57,7 @@ def items(reference, tmp_path_factory):
         test_short_side=settings["test_short_side"], mean=settings["mean"], std=settings["std"],
         resize_rounding=settings["resize_rounding"],
         clip_center_offset=settings["clip_center_offset"],
+        box_clipping=settings["box_clipping"],
     )
     assert dataset.timestamps == keyframes
     return dataset, [dataset[i] for i in range(len(dataset))], settings
@@ -85,13 +86,12 @@ def test_same_input(reference, items, j):
 
 
 @pytest.mark.parametrize("j", [0, 1])
-def test_boxes_differ_only_at_the_far_edges(reference, items, j):
+def test_same_boxes_at_the_far_edges_too(reference, items, j):
     """MMAction2 scales proposals by (W, H) without clipping (x2 = 1.0 -> W, then times the
-    resize factor 4: 384); avadet clips to the last pixel of the original frame (W - 1 = 95,
-    PySlowFast's convention) before resizing: 380. One original pixel at those edges only."""
-    _, its, _ = items
+    resize factor 4: 384); so does avadet under the checkpoint's ``box_clipping: none``
+    (PySlowFast's convention, the default, clips to the last pixel W - 1 = 95 first: 380)."""
+    _, its, settings = items
+    assert settings["box_clipping"] == "none"
     ours, theirs = its[j].boxes.numpy(), reference[f"proposals_{j}"]
-    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-4)
-    np.testing.assert_allclose(ours[1, :2], theirs[1, :2], atol=1e-4)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
     np.testing.assert_allclose(theirs[1, 2:], [384.0, 256.0])
-    np.testing.assert_allclose(ours[1, 2:], [95 * 4.0, 63 * 4.0])

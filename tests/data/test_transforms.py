@@ -251,3 +251,21 @@ def test_unknown_box_scaling_is_refused():
     with pytest.raises(ValueError, match="box_scaling"):
         eval_transform(clip, np.zeros((0, 4)), short_side=56, mean=MEAN, std=STD,
                        box_scaling="diagonal")
+
+
+def test_eval_box_clipping_last_pixel_or_none():
+    # A box to the right and bottom edges of a 40 x 61 frame, to short side 80 (122 x 80):
+    # PySlowFast's clipping ends it at the last pixel of the frame (60, 39) scaled, then of
+    # the input; MMAction2's ("none") at the frame's size scaled: the input's (122, 80).
+    box = np.array([[0.25, 0.5, 1.0, 1.0]])
+    clip = np.zeros((1, 40, 61, 3), np.uint8)
+    clipped = eval_transform(clip, box, short_side=80, mean=MEAN, std=STD, rounding="round")
+    unclipped = eval_transform(clip, box, short_side=80, mean=MEAN, std=STD, rounding="round",
+                               box_clipping="none")
+    assert unclipped.clip.shape == clipped.clip.shape == (3, 1, 80, 122)
+    sx, sy = 122 / 61, 2.0
+    np.testing.assert_allclose(unclipped.boxes[0], [0.25 * 61 * sx, 20 * sy, 122, 80], rtol=1e-6)
+    np.testing.assert_allclose(clipped.boxes[0], [0.25 * 61 * sx, 20 * sy, 60 * sx, 39 * sy],
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="box_clipping"):
+        eval_transform(clip, box, short_side=80, mean=MEAN, std=STD, box_clipping="edge")

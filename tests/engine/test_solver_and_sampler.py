@@ -137,6 +137,21 @@ def test_ranks_split_each_global_batch_exactly():
     assert sorted(x for s in shards for b in s for x in b) == list(range(10))
 
 
+def test_inference_batches_never_mix_videos():
+    # Frames of different videos may differ in size: padded into one batch, they would be
+    # scored differently from alone (and from PySlowFast's and MMAction2's test paths).
+    videos = ["a"] * 5 + ["b"] * 2 + ["a"] + ["c"] * 4
+    sampler = ShardSampler(len(videos), 3, groups=videos)
+    batches = list(sampler)
+    assert batches == [[0, 1, 2], [3, 4], [5, 6], [7], [8, 9, 10], [11]]
+    assert len(sampler) == len(batches)
+    assert all(len({videos[i] for i in b}) == 1 for b in batches)
+    shards = [list(ShardSampler(len(videos), 4, rank=r, world_size=2, groups=videos))
+              for r in range(2)]
+    assert sorted(x for s in shards for b in s for x in b) == list(range(len(videos)))
+    assert list(ShardSampler(0, 3, groups=[])) == []
+
+
 def _batches(dataset, sampler, workers):
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
     return [(b.clips, b.boxes) for b in loader]

@@ -65,6 +65,7 @@ def test_reference_checkpoint_reproduces_mmaction_scores(stem, data_dir, tmp_pat
     assert data["test_short_side"] == 256 and data["resize_rounding"] == "round"
     assert data["clip_center_offset"] == 1 and data["test_detection_score"] == 0.9
     assert data["test_keep_best_detection"] is True
+    assert data["box_clipping"] == "none"  # proposals scaled to the input as they are
     # Every data setting is a DataConfig field, valid as a config.
     from avadet.config import Config, DataConfig, validate
 
