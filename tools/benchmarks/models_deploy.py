@@ -144,8 +144,7 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
     if ref is not None:
         def run_ref(ref=ref, pathways=pathways, boxes=boxes):
             with torch.no_grad():
-                return ref([p.clone() for p in pathways] if len(pathways) > 1
-                           else pathways[0].clone(), boxes)
+                return ref(list(pathways) if len(pathways) > 1 else pathways[0], boxes)
         runners[ref_name] = run_ref
 
     def run_eager(ours=ours, clip=clip, boxes=boxes):
