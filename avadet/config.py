@@ -169,6 +169,12 @@ class TestConfig:
     batch_size: int = 8
     protocol: str = "activitynet2019"
     output_csv: str = "predictions.csv"
+    # CPU inference through the deployment form of the model (BatchNorm folded, channels-last
+    # 3D, inference mode; avadet.models.deploy): the same scores within 1e-4, faster.
+    deploy: bool = True
+    # "bf16": bfloat16 autocast on a CPU with native bf16 (needs deploy); scores move by
+    # ~5e-3 (docs/benchmarks.md). "fp32": the default.
+    precision: str = "fp32"
 
 
 @dataclass
@@ -298,6 +304,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "train.seed": _ints(0, 2**32 - 1),  # NumPy's seeds are 32-bit
     "train.device": _choices("auto", "cpu", "cuda"),
     "test.batch_size": _POSITIVE,
+    "test.precision": _choices("fp32", "bf16"),
 }
 # Settings whose every value of their type is allowed: paths and names (checked when used:
 # a configured file that does not exist is an error naming its key, see DatasetFiles).
@@ -308,7 +315,7 @@ FREE = {
     "data.test_keep_best_detection",
     "data.train_flip", "data.train_color_jitter", "model.roi_aligned", "model.lateral_norm",
     "solver.nesterov", "solver.freeze_bn", "train.output_dir", "train.init_checkpoint", "train.amp",
-    "test.checkpoint", "test.protocol", "test.output_csv",
+    "test.checkpoint", "test.protocol", "test.output_csv", "test.deploy",
 }
 
 

@@ -24,6 +24,7 @@ EXPECTED_COMMANDS = [
     "test",
     "eval",
     "detect",
+    "export",
 ]
 
 

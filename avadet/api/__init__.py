@@ -27,6 +27,7 @@ _EXPORTS = {
     "DetectOutputs": "avadet.api.detection",
     "detect_video": "avadet.api.detection",
     "evaluate": "avadet.api.evaluation",
+    "export_model": "avadet.api.export",
     "make_synthetic": "avadet.synthetic",
     "run_demo": "avadet.api.demo",
     "EVAL_LOGGER": "avadet.api.training",

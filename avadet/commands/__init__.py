@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "test": "score the val keyframes with a checkpoint; frame-mAP",
     "eval": "frame-mAP of an AVA prediction CSV (official protocol)",
     "detect": "action detection on a video: CSV, JSON, annotated mp4",
+    "export": "a checkpoint's model as ONNX (clip + boxes in, scores out)",
 }
 
 

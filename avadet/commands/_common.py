@@ -36,6 +36,27 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--no-deploy`` and ``--precision``: the action model's CPU inference path."""
+    group = parser.add_argument_group("inference path (CPU)")
+    group.add_argument("--no-deploy", action="store_true",
+                       help="run the model as trained (eval mode) instead of its deployment "
+                            "form (BatchNorm folded, channels-last: same scores within 1e-4, "
+                            "faster); same as test.deploy=false")
+    group.add_argument("--precision", choices=("fp32", "bf16"),
+                       help="bf16: bfloat16 on a CPU with native bf16, faster but scores move "
+                            "by ~5e-3 (docs/benchmarks.md); same as test.precision=bf16 "
+                            "(default: the config's, fp32)")
+
+
+def inference_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``test.*`` overrides that ``--no-deploy`` / ``--precision`` stand for."""
+    extra = ["test.deploy=false"] if args.no_deploy else []
+    if args.precision:
+        extra.append(f"test.precision={args.precision}")
+    return extra
+
+
 def add_detector_arguments(parser: argparse.ArgumentParser, *,
                            default_threshold: Optional[float] = None) -> None:
     """The person-detector options of ``detect`` and ``detect-persons``."""

@@ -9,7 +9,9 @@ from avadet.commands._common import (
     ARCH_HELP,
     CHECKPOINT_HELP,
     add_config_arguments,
+    add_inference_arguments,
     add_threads_argument,
+    inference_overrides,
     set_threads,
 )
 
@@ -23,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the predictions (default: test.output_csv in the "
                              "checkpoint's run folder)")
     parser.add_argument("--json", metavar="OUT.json", help="write the mAP and per-class AP here")
+    add_inference_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from avadet import api
     from avadet.api.evaluation import format_table, write_outputs
 
-    result = api.test(args.config, args.checkpoint, args.overrides, output_csv=args.output_csv,
+    overrides = list(args.overrides) + inference_overrides(args)
+    result = api.test(args.config, args.checkpoint, overrides, output_csv=args.output_csv,
                       arch=args.arch)
     if result.predictions_csv is None:  # not rank 0
         return 0

@@ -39,6 +39,7 @@ from avadet.engine.inference import (
     EvalSetup,
     eval_setup,
     evaluate_predictions,
+    inference_model,
     run_inference,
     to_device,
     write_predictions,
@@ -207,10 +208,13 @@ class Evaluate:
     (:func:`~avadet.engine.inference.run_inference`, split over the processes) and their
     frame-mAP against ``setup``, into ``state.eval_result``. Rank 0 writes
     ``eval/predictions_iter_N.csv`` of ``output_dir`` (deleting earlier ones: ~0.5 GB each on
-    AVA val), an ``eval`` row of ``metrics`` and a log line."""
+    AVA val), an ``eval`` row of ``metrics`` and a log line. The model is scored as
+    ``avadet test`` scores a checkpoint (``deploy``, ``precision``: its inference path, from
+    ``test.deploy`` / ``test.precision``), so both write the same predictions."""
 
     def __init__(self, val_set: AvaDataset, setup: EvalSetup, output_dir: Path,
-                 metrics: MetricsLog, *, period: int, batch_size: int, num_workers: int):
+                 metrics: MetricsLog, *, period: int, batch_size: int, num_workers: int,
+                 deploy: bool = True, precision: str = "fp32"):
         self.val_set = val_set
         self.setup = setup
         self.output_dir = output_dir
@@ -218,13 +222,18 @@ class Evaluate:
         self.period = period
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.deploy = deploy
+        self.precision = precision
 
     def due(self, state: TrainState) -> bool:
         return state.finished or every(self.period, state.iteration)
 
     def run(self, state: TrainState) -> None:
+        # A folded copy on the CPU (the training model is left as it is).
+        model = inference_model(state.model, state.info.device, deploy=self.deploy,
+                                precision=self.precision)
         predictions = run_inference(
-            state.model, self.val_set, state.class_ids, batch_size=self.batch_size,
+            model, self.val_set, state.class_ids, batch_size=self.batch_size,
             num_workers=self.num_workers, info=state.info, amp=state.amp,
         )
         result = self._score(state, predictions) if state.info.is_main else None
@@ -277,5 +286,6 @@ def build_actions(
     if validation is not None:
         val_set, setup = validation
         actions.append(Evaluate(val_set, setup, output_dir, metrics, period=eval_period,
-                                batch_size=cfg.test.batch_size, num_workers=cfg.data.num_workers))
+                                batch_size=cfg.test.batch_size, num_workers=cfg.data.num_workers,
+                                deploy=cfg.test.deploy, precision=cfg.test.precision))
     return actions

@@ -324,8 +324,10 @@ class SlowFast(nn.Module):
     def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:
         """``[slow (N, 3, T/alpha, H, W), fast (N, 3, T, H, W)]`` of a Fast-rate clip
         ``(N, 3, T, H, W)``: the Slow frames at :func:`slow_pathway_positions`."""
-        positions = slow_pathway_positions(clip.shape[2], self.alpha, self.slow_frames)
-        positions = positions.to(clip.device)
+        positions = slow_pathway_positions(int(clip.shape[2]), self.alpha, self.slow_frames)
+        # A constant in a traced graph (ONNX export), not the linspace op: ONNX Runtime's
+        # start + i * step rounds 31 down to 30.99999 and the cast then takes frame 30.
+        positions = torch.tensor(positions.tolist(), dtype=torch.int64, device=clip.device)
         return [clip.index_select(2, positions), clip]
 
     def forward(self, inputs: Clips) -> list[torch.Tensor]:

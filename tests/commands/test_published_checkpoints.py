@@ -169,3 +169,49 @@ def test_an_absent_zoo_file_offline_is_one_line_naming_the_url(tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1, err
     assert entry.url in err[0] and str(cached_path(entry)) in err[0]
+
+
+# The other inference paths on the same checkpoint and rows: the model as loaded (eval mode,
+# no folding), bf16 (scores move by a few 1e-3), ONNX Runtime for detect.
+PATHS = [(["--no-deploy"], TOLERANCE), (["--precision", "bf16"], 3e-2)]
+
+
+@pytest.mark.parametrize("flags, tolerance", PATHS, ids=["no-deploy", "bf16"])
+def test_avadet_test_inference_paths(tmp_path, capsys, flags, tolerance):
+    from avadet.models.deploy import cpu_supports_bf16
+
+    if "bf16" in flags and not cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16")
+    name, make, arch_flags, stem = CASES[0]
+    torch.set_num_threads(1)
+    out = tmp_path / "pred.csv"
+    code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint", str(make(tmp_path)),
+                 *arch_flags, *flags, "--output-csv", str(out)])
+    assert code == 0, capsys.readouterr().err
+    theirs = _rows(DATASET / "reference" / f"{stem}_rows.csv")
+    assert _score_diff(_rows(out), theirs) <= tolerance
+
+
+def test_bf16_without_deploy_is_one_line(tmp_path, capsys):
+    name, make, arch_flags, stem = CASES[0]
+    code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint", str(make(tmp_path)),
+                 "--no-deploy", "--precision", "bf16", "--output-csv", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "test.deploy" in err[0], err
+
+
+def test_avadet_detect_with_onnxruntime_gives_the_same_rows(tmp_path, capsys, land_video):
+    pytest.importorskip("onnxruntime")
+    name, make, flags, stem = CASES[0]
+    torch.set_num_threads(1)
+    code = main(["detect", str(land_video), "--checkpoint", str(make(tmp_path)), *flags,
+                 "--backend", "onnxruntime",
+                 "--out", str(tmp_path / "out"), "--persons", "csv",
+                 "--boxes", str(DATASET / "annotations" / "ava_val_predicted_boxes.csv"),
+                 "--timestamp-offset", "900", "--no-video", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    ours = _rows(tmp_path / "out" / "vid_land.csv")
+    theirs = _rows(DATASET / "reference" / f"{stem}_rows.csv")
+    theirs = theirs[(theirs.video_id == "vid_land")
+                    & theirs.timestamp.isin(ours.timestamp.unique())]
+    assert len(theirs) and _score_diff(ours, theirs) <= TOLERANCE

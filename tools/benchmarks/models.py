@@ -3,6 +3,15 @@
 
 ``python tools/benchmark.py models [--size 128] [--batches 1 4] [--repeats 5] [--compile]``
 
+``python tools/benchmark.py models --deploy-suite [--height 256 --width 455] [--repeats 5]``:
+the full-size suite of issue #16. Per architecture (SlowFast R50, SlowFast R101 50_50, Slow
+R50), interleaved in one run: pytorchvideo's model (SlowFast R50: ``slowfast_r50_detection``;
+Slow: ``slow_r50_detection``; same random weights loaded into avadet), avadet eager, the
+deployment path ``avadet test`` / ``avadet detect`` use (``prepare_for_inference``), that path
+in bf16, and ONNX Runtime on ``avadet export``'s graph; s/clip, ratio, max |score diff| and
+the fraction of this CPU's measured fp32 convolution peak (channels-last oneDNN Conv3d of
+ResNet shapes, measured first).
+
 Both models get identical random weights (pytorchvideo's are loaded into avadet through
 ``load_checkpoint``) and identical inputs; the outputs are checked to agree before timing.
 Timings interleave the two models and report the median, so load from other processes on the
@@ -50,7 +59,30 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
     parser.add_argument("--no-variants", action="store_true", help="only avadet vs pytorchvideo")
+    parser.add_argument("--deploy-suite", action="store_true",
+                        help="the full-size deployment suite (see the module doc)")
+    parser.add_argument("--height", type=int, default=256, help="--deploy-suite frame height")
+    parser.add_argument("--width", type=int, default=455, help="--deploy-suite frame width")
+    parser.add_argument("--archs", nargs="+",
+                        default=["slowfast_r50", "slowfast_r101", "slow_r50", "synthetic_cpu"],
+                        help="--deploy-suite architectures")
+    parser.add_argument("--no-onnx", action="store_true", help="--deploy-suite without ONNX Runtime")
+    parser.add_argument("--ablations", action="store_true",
+                        help="--deploy-suite: also BN folding alone and channels-last alone")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="avadet test through each inference path (--config, --checkpoint): "
+                             "frame-mAP and score differences (no timing)")
+    parser.add_argument("--config", help="--accuracy: the val set's config")
+    parser.add_argument("--checkpoint", help="--accuracy: a trained checkpoint")
     args = parser.parse_args(argv)
+    if args.accuracy:
+        from benchmarks.models_deploy import accuracy
+
+        return accuracy(args)
+    if args.deploy_suite:
+        from benchmarks.models_deploy import deploy_suite
+
+        return deploy_suite(args)
 
     try:
         from pytorchvideo.models.hub import slowfast_r50_detection
