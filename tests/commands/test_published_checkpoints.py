@@ -201,7 +201,6 @@ def test_bf16_without_deploy_is_one_line(tmp_path, capsys):
 
 
 def test_avadet_detect_with_onnxruntime_gives_the_same_rows(tmp_path, capsys, land_video):
-    pytest.importorskip("onnxruntime")
     name, make, flags, stem = CASES[0]
     torch.set_num_threads(1)
     code = main(["detect", str(land_video), "--checkpoint", str(make(tmp_path)), *flags,

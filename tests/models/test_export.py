@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx  # noqa: F401  (test extra: the oracle must be present, not skipped)
+import onnxruntime  # noqa: F401
 import pytest
 import torch
 
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
-from avadet.cli import main  # noqa: E402
-from avadet.engine.loading import load_model  # noqa: E402
-from avadet.models.export import OnnxRuntimeModel, export_onnx  # noqa: E402
-from tests.models.conftest import randomize_weights  # noqa: E402
-from tests.models.test_deploy import ARCHITECTURES, _inputs  # noqa: E402
+from avadet.cli import main
+from avadet.engine.loading import load_model
+from avadet.models.export import OnnxRuntimeModel, export_onnx
+from tests.models.conftest import randomize_weights
+from tests.models.test_deploy import ARCHITECTURES, _inputs
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 TOLERANCE = 1e-4
