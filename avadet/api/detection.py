@@ -22,7 +22,12 @@ from avadet.detect.outputs import (
     write_json,
     write_predictions_csv,
 )
-from avadet.detect.runner import probe_video
+from avadet.detect.runner import (
+    DEFAULT_BATCH_KEYFRAMES,
+    DEFAULT_DECODE_THREAD,
+    DEFAULT_PERSONS_THREAD,
+    probe_video,
+)
 from avadet.engine.build import dataset_files
 from avadet.engine.checkpoint import inference_config, override_keys
 from avadet.engine.export import onnxruntime_model
@@ -171,6 +176,9 @@ def detect_video(
     deploy: Optional[bool] = None,
     precision: Optional[str] = None,
     backend: str = "torch",
+    batch_keyframes: int = DEFAULT_BATCH_KEYFRAMES,
+    persons_thread: bool = DEFAULT_PERSONS_THREAD,
+    decode_thread: bool = DEFAULT_DECODE_THREAD,
 ) -> DetectOutputs:
     """Detect people and their actions on ``video`` with the model of ``checkpoint``.
 
@@ -181,6 +189,8 @@ def detect_video(
     ``<stem>_annotated.mp4`` (``write_video``) and ``<stem>.log`` into ``out_dir``.
     ``checkpoint``: any format :func:`avadet.engine.loading.load_model` reads (``arch``: the
     architecture of a Caffe2 pickle); its authors' preprocessing is used.
+    ``batch_keyframes``, ``persons_thread``, ``decode_thread``: how the pass uses the CPU
+    (:class:`~avadet.detect.ClipDetector`; the scores do not depend on them).
     ``video_id`` and ``timestamp_offset`` make the CSV's keys (and those a CSV person-box
     source is looked up by), e.g. offset 900 for a cut AVA segment.
     ``deploy`` / ``precision``: the action model's CPU inference path
@@ -210,13 +220,16 @@ def detect_video(
                        interval=interval, start=start, top_k=top_k, show_top=show_top,
                        video_id=video_id or video.stem, timestamp_offset=timestamp_offset,
                        write_video=write_video, arch=arch, device=device, progress=progress,
-                       deploy=deploy, precision=precision, backend=backend)
+                       deploy=deploy, precision=precision, backend=backend,
+                       speed={"batch_keyframes": batch_keyframes,
+                              "persons_thread": persons_thread,
+                              "decode_thread": decode_thread})
 
 
 def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, persons,
             person_threshold, labelmap, interval, start, top_k, show_top, video_id,
             timestamp_offset, write_video, arch, device, progress, deploy,
-            precision, backend) -> DetectOutputs:
+            precision, backend, speed) -> DetectOutputs:
     loaded = load_model(checkpoint, arch=arch, device=device)
     class_ids = loaded.class_ids
     cfg = run_config(loaded, config, overrides)
@@ -241,7 +254,7 @@ def _detect(video: Path, checkpoint: PathLike, run: _Run, *, config, overrides, 
     # The rate the model was trained at is the checkpoint's (AVA: 30 fps), not the video's.
     settings = ClipSettings.from_config(cfg, trained_fps=loaded.config.data.fps)
     runner = ClipDetector(model, settings, class_ids, persons,
-                          interval=interval, start=start, device=device)
+                          interval=interval, start=start, device=device, **speed)
     annotated = run.path("_annotated.mp4") if write_video else None
     logger.info("detect %s: checkpoint %s, persons: %s", video, checkpoint, persons.describe())
     result = runner.run(video, video_id=video_id, timestamp_offset=timestamp_offset,

@@ -9,6 +9,7 @@ input), and logs to ``DIR/<name>.log``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 from avadet.commands._common import (
@@ -21,6 +22,10 @@ from avadet.commands._common import (
     set_threads,
     weights_hint,
 )
+
+# avadet.persons.torchvision_backend.DETECTOR_MODELS (a test keeps them equal); named here so
+# that --help imports no torch.
+DETECTOR_MODELS = ("r50_fpn", "mobilenet_v3_fpn", "mobilenet_v3_320")
 
 # The limits api.detect_video checks again (ConfigError) for callers of the Python API; here
 # they are checked while parsing, so a bad value is an argument error before any work starts.
@@ -85,6 +90,29 @@ def _tighten(parser: argparse.ArgumentParser, dest: str, parse) -> None:
             action.type = parse
 
 
+def _model_sized(parser: argparse.ArgumentParser) -> None:
+    """The detector's input size defaults to its model's own (R50-FPN 800 / 1333,
+    MobileNetV3 320: 320 / 640), not the shared flags' 800 / 1333; ``--detector-size`` names
+    the short side."""
+    parser.set_defaults(detector_min_size=None, detector_max_size=None)
+    for action in list(parser._actions):
+        if action.dest == "detector_min_size":
+            action.help = ("short side torchvision resizes keyframes to (default: the "
+                           "model's own, 800 for r50_fpn; smaller is faster on a CPU)")
+            group = next(g for g in parser._action_groups if action in g._group_actions)
+            group.add_argument("--detector-size", dest="detector_min_size", type=_count(1),
+                               default=argparse.SUPPRESS, metavar="PIXELS",
+                               help="the same as --detector-min-size")
+            group.add_argument(
+                "--detector-model", choices=DETECTOR_MODELS, default=DETECTOR_MODELS[0],
+                help="torchvision's COCO Faster R-CNN for --persons torchvision: r50_fpn "
+                     "(default), mobilenet_v3_fpn, mobilenet_v3_320 (faster; recall: "
+                     "docs/detect.md); --detector-weights then takes that model's weights")
+        elif action.dest == "detector_max_size":
+            action.help = ("long-side cap of the detector's input (default: the model's "
+                           "own, 1333 for r50_fpn)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (any container PyAV/ffmpeg reads)")
     parser.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
@@ -125,6 +153,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _tighten(parser, "detector_min_size", _count(1))
     _tighten(parser, "detector_max_size", _count(1))
     _tighten(parser, "detector_batch", _count(1))
+    _model_sized(parser)
+    speed = parser.add_argument_group("speed (the scores do not depend on these)")
+    speed.add_argument("--batch-keyframes", type=_count(1), metavar="K",
+                       help="keyframes whose clips go through the action model in one forward "
+                            "pass (default: the measured best, docs/detect.md)")
+    speed.add_argument("--persons-thread", action=argparse.BooleanOptionalAction,
+                       help="run the person detector in a thread of its own, beside the "
+                            "action model, torch's threads split between them (default: as "
+                            "measured best, docs/detect.md)")
+    speed.add_argument("--decode-thread", action=argparse.BooleanOptionalAction,
+                       help="decode the video in a thread of its own (default: as measured "
+                            "best, docs/detect.md)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="overrides of the inference settings, e.g. data.test_detection_score=0.6")
 
@@ -133,16 +173,21 @@ def run(args: argparse.Namespace) -> int:
     from avadet import api
 
     set_threads(args.threads)
+    speed = {name: getattr(args, name) for name in
+             ("batch_keyframes", "persons_thread", "decode_thread")
+             if getattr(args, name) is not None}
     with weights_hint():
         out = api.detect_video(
             args.video, args.checkpoint, args.out, config=args.config, overrides=args.overrides,
-            persons=detector_choice(args), person_threshold=args.person_threshold,
+            persons=dataclasses.replace(detector_choice(args), model=args.detector_model),
+            person_threshold=args.person_threshold,
             labelmap=args.labelmap, interval=args.interval, start=args.start,
             top_k=args.top_k, show_top=args.show_top, video_id=args.video_id,
             timestamp_offset=args.timestamp_offset, write_video=not args.no_video,
             arch=args.arch, device=args.device, progress=not args.no_progress,
             deploy=False if args.no_deploy else None, precision=args.precision,
             backend=args.backend,
+            **speed,
         )
     print(out.speed_line())
     for path in (out.csv, out.json, out.annotated):

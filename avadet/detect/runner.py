@@ -38,7 +38,10 @@ import contextlib
 import itertools
 import logging
 import math
+import queue
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -60,15 +63,25 @@ from avadet.detect.results import ClipSampling, DetectResult, KeyframeResult
 from avadet.detect.stream import ClipTimeline, StreamState
 from avadet.detect.tracking import IouTracker
 from avadet.errors import AvadetError, ConfigError, FormatError
-from avadet.persons import MAX_PERSONS_PER_KEYFRAME, PersonDetector, top_boxes
+from avadet.persons import MAX_PERSONS_PER_KEYFRAME, PersonBoxes, PersonDetector, top_boxes
 
 if TYPE_CHECKING:
     from avadet.prep.media import VideoWriter
 
-__all__ = ["ClipDetector", "ClipSettings", "DetectResult", "KeyframeResult", "count_frames"]
+__all__ = ["DEFAULT_BATCH_KEYFRAMES", "DEFAULT_DECODE_THREAD", "DEFAULT_PERSONS_THREAD",
+           "ClipDetector", "ClipSettings", "DetectResult", "KeyframeResult", "count_frames"]
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
+
+# Keyframes whose clips go through the action model in one forward pass (measured in
+# docs/benchmarks.md, "avadet detect: batching and overlap").
+DEFAULT_BATCH_KEYFRAMES = 1
+# Whether the person detector and decoding run in threads of their own (same section).
+DEFAULT_PERSONS_THREAD = False
+DEFAULT_DECODE_THREAD = False
+# Decoded frames the decoding thread may run ahead of the pass.
+_DECODE_AHEAD = 8
 
 
 @dataclass(frozen=True)
@@ -261,6 +274,62 @@ def _decode_rgb(path: Path, frames: Iterator[av.VideoFrame],
         count += 1
 
 
+class _Failed:
+    """An exception raised in the decoding thread, handed to the pass to raise."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _decode_ahead(frames: Iterator[np.ndarray], stack: contextlib.ExitStack,
+                  depth: int = _DECODE_AHEAD) -> Iterator[np.ndarray]:
+    """``frames``, decoded by a thread of their own up to ``depth`` frames ahead (PyAV and
+    the RGB conversion release the GIL, so decoding runs while the models do). The thread
+    stops and is joined when ``stack`` closes, before the container it reads does; its
+    errors are raised here, in order."""
+    done = object()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for rgb in frames:
+                if not put(rgb):
+                    return
+            put(done)
+        except BaseException as exc:  # handed over, raised by the pass
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=work, name="avadet-decode", daemon=True)
+
+    def close() -> None:
+        stop.set()
+        thread.join()
+
+    thread.start()
+    stack.callback(close)
+
+    def read() -> Iterator[np.ndarray]:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+
+    return read()
+
+
 def _resize(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """``(H, W, 3)`` -> ``(H', W', 3)``, ``input_size = (H', W')``; always a new array, since
     the full frame gets boxes drawn on it later."""
@@ -301,6 +370,13 @@ class ClipDetector:
         start: time of the first keyframe in seconds (>= 0).
         device: where the model runs (the detector was placed by its builder).
         tracker_iou: IoU that links a person to the previous keyframe's box.
+        batch_keyframes: keyframes whose clips go through the action model in one forward
+            pass (the scores are those of one at a time; memory grows by a clip per
+            keyframe).
+        persons_thread: run the person detector in a thread of its own, on the keyframes
+            ahead of the batch the action model scores (torch's threads are shared
+            between the two; a CSV box source never uses it).
+        decode_thread: decode the video in a thread of its own, a few frames ahead.
     """
 
     def __init__(
@@ -314,6 +390,9 @@ class ClipDetector:
         start: float = 0.0,
         device: Union[str, torch.device] = "cpu",
         tracker_iou: float = 0.3,
+        batch_keyframes: int = DEFAULT_BATCH_KEYFRAMES,
+        persons_thread: bool = DEFAULT_PERSONS_THREAD,
+        decode_thread: bool = DEFAULT_DECODE_THREAD,
     ):
         # NaN passes every comparison and inf never ends the time line: both refused.
         if not (math.isfinite(interval) and interval > 0):
@@ -330,6 +409,14 @@ class ClipDetector:
         self.start = float(start)
         self.device = torch.device(device)
         self.tracker_iou = tracker_iou
+        if isinstance(batch_keyframes, bool) or int(batch_keyframes) != batch_keyframes \
+                or batch_keyframes < 1:
+            raise ConfigError(f"keyframes per action-model batch must be an integer >= 1, got "
+                              f"{batch_keyframes!r}")
+        self.batch_keyframes = int(batch_keyframes)
+        self.persons_thread = bool(persons_thread)
+        self.decode_thread = bool(decode_thread)
+        self._pool: Optional[ThreadPoolExecutor] = None
 
     # -- the time line ---------------------------------------------------------------------
 
@@ -339,7 +426,6 @@ class ClipDetector:
 
     # -- one keyframe ----------------------------------------------------------------------
 
-    @torch.no_grad()
     def score(self, clip: np.ndarray, full_size: tuple[int, int], norm_boxes: np.ndarray) -> np.ndarray:
         """Action scores ``(K, C)`` of the ``(K, 4)`` normalised boxes on a clip.
 
@@ -349,19 +435,38 @@ class ClipDetector:
                 evaluation transform does: to pixels of the frame, then by the resize factor,
                 clipped to the frame and to the input unless ``box_clipping`` is "none").
         """
-        if len(norm_boxes) == 0:
-            return np.zeros((0, len(self.class_ids)), np.float32)
+        return self.score_batch([clip], full_size, [norm_boxes])[0]
+
+    @torch.no_grad()
+    def score_batch(self, clips: Sequence[np.ndarray], full_size: tuple[int, int],
+                    norm_boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`score` of several keyframes in one forward pass: ``clips[i]``
+        ``(T, H', W', 3)`` with its ``(K_i, 4)`` normalised boxes -> ``(K_i, C)`` scores each.
+        The clips are stacked ``(N, 3, T, H', W')``, each box's RoI names its clip; clips
+        without boxes take no place (their clip may be None)."""
+        out = [np.zeros((0, len(self.class_ids)), np.float32) for _ in clips]
+        used = [i for i, boxes in enumerate(norm_boxes) if len(boxes)]
+        if not used:
+            return out
         height, width = full_size
-        h2, w2 = clip.shape[1:3]
-        scale = box_scale(height, width, (h2, w2), self.settings.box_scaling)
-        if self.settings.box_clipping == "none":  # MMAction2's: scaled as they are
-            boxes = np.asarray(norm_boxes, np.float32).reshape(-1, 4) * np.array(
-                [width, height, width, height], np.float32) * scale
-        else:
-            boxes = clip_to_image(to_pixels(norm_boxes, width, height) * scale, w2, h2)
-        fast = to_input(clip, self.settings.mean, self.settings.std)[None].to(self.device)
-        rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], 1).to(self.device)
-        return self.model(fast, rois).float().cpu().numpy()
+        inputs, rois = [], []
+        for n, i in enumerate(used):
+            h2, w2 = clips[i].shape[1:3]
+            scale = box_scale(height, width, (h2, w2), self.settings.box_scaling)
+            if self.settings.box_clipping == "none":  # MMAction2's: scaled as they are
+                boxes = np.asarray(norm_boxes[i], np.float32).reshape(-1, 4) * np.array(
+                    [width, height, width, height], np.float32) * scale
+            else:
+                boxes = clip_to_image(to_pixels(norm_boxes[i], width, height) * scale, w2, h2)
+            inputs.append(to_input(clips[i], self.settings.mean, self.settings.std))
+            rois.append(torch.cat([torch.full((len(boxes), 1), float(n)),
+                                   torch.from_numpy(boxes)], 1))
+        fast = torch.stack(inputs).to(self.device)
+        scores = self.model(fast, torch.cat(rois).to(self.device)).float().cpu().numpy()
+        ends = np.cumsum([len(norm_boxes[i]) for i in used])
+        for i, part in zip(used, np.split(scores, ends[:-1])):
+            out[i] = part
+        return out
 
     # -- the whole video -------------------------------------------------------------------
 
@@ -391,7 +496,10 @@ class ClipDetector:
                                            unit="frame", disable=not progress))
             started = time.perf_counter()
             state = self._start_state(float(rate))
+            self._pool = self._start_persons_thread(stack)
             decoded = _decode_rgb(path, frames, state.timings)
+            if self.decode_thread:
+                decoded = _decode_ahead(decoded, stack)
             first = next(decoded, None)
             if first is None:
                 raise FormatError(path, "no frames could be decoded")
@@ -430,11 +538,27 @@ class ClipDetector:
                                 clip_center_offset=s.clip_center_offset)
         return StreamState(timeline, IouTracker(min_iou=self.tracker_iou))
 
+    def _start_persons_thread(self, stack: contextlib.ExitStack) -> Optional[ThreadPoolExecutor]:
+        """The person detector's thread (None: it runs in the pass itself). torch's threads
+        are split between it and the action model for the pass (with 1 thread there is
+        nothing to split: no detector thread), and restored when ``stack`` closes."""
+        total = torch.get_num_threads()
+        if not self.persons_thread or self.persons.needs_keys or total < 2:
+            return None
+        for_persons = total // 2
+        torch.set_num_threads(total - for_persons)
+        stack.callback(torch.set_num_threads, total)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="avadet-persons",
+                                  initializer=torch.set_num_threads, initargs=(for_persons,))
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        return pool
+
     def _on_frame(self, state: StreamState, rgb: np.ndarray, video_id: str, offset: float,
                   annotation: Optional[_Annotation]) -> None:
         """One decoded ``(H, W, 3)`` frame through the pass: persons found on it if it is a
-        keyframe's centre, resized if a clip still to score takes it, the keyframes whose
-        clip it completes scored, then the held frames that are ready written."""
+        keyframe's centre, resized if a clip still to take uses it, the clips it completes
+        taken and the batches that are ready scored, then the held frames that are ready
+        written."""
         i = state.decoded
         state.decoded += 1
         state.last_frame = rgb
@@ -443,7 +567,8 @@ class ClipDetector:
             with _timed(state.timings, "actions"):
                 state.resized[i] = _resize(rgb, state.input_size)
         while state.scoreable(ended=False):
-            self._score_next(state)
+            self._take_clip(state)
+        self._score_ready(state, ended=False)
         state.drop_resized_before_next_clip()
         if annotation is not None:
             state.held.append((i, rgb))
@@ -451,42 +576,70 @@ class ClipDetector:
         if annotation is not None:
             _write_ready(state, annotation, final=False)
 
+    def _find_persons(self, rgb: np.ndarray, key: tuple[str, float], t: float,
+                      timings: dict[str, float]) -> PersonBoxes:
+        with _timed(timings, "persons"):
+            found, dropped = top_boxes(self.persons.detect([rgb], [key])[0])
+        if dropped:
+            logger.warning("keyframe at %.3f s: %d person boxes dropped, the best scoring %d "
+                           "kept", t, dropped, MAX_PERSONS_PER_KEYFRAME)
+        return found
+
     def _detect_persons(self, state: StreamState, rgb: np.ndarray, i: int, video_id: str,
                         offset: float) -> None:
         """Persons on frame ``i`` for each keyframe centred on it (several when keyframes are
-        closer than a frame apart); the CSV backend's key is ``(video_id, offset + t)``."""
+        closer than a frame apart); the CSV backend's key is ``(video_id, offset + t)``. With
+        the detector's thread, a Future of them."""
         timeline = state.timeline
         while timeline.centre(state.next_detect) == i:
             k = state.next_detect
-            with _timed(state.timings, "persons"):
-                key = (video_id, offset + timeline.time(k))
-                found, dropped = top_boxes(self.persons.detect([rgb], [key])[0])
-            if dropped:
-                logger.warning("keyframe at %.3f s: %d person boxes dropped, the best "
-                               "scoring %d kept", timeline.time(k), dropped,
-                               MAX_PERSONS_PER_KEYFRAME)
-            state.detections[k] = found
+            key = (video_id, offset + timeline.time(k))
+            if self._pool is not None:
+                state.detections[k] = self._pool.submit(self._find_persons, rgb, key,
+                                                         timeline.time(k), state.timings)
+            else:
+                state.detections[k] = self._find_persons(rgb, key, timeline.time(k),
+                                                         state.timings)
             state.next_detect += 1
 
-    def _score_next(self, state: StreamState) -> None:
-        """Score keyframe ``next_score`` on its clip (complete, or clamped to the frames
-        decoded so far) and link its persons to the previous keyframes'."""
-        k = state.next_score
-        found = state.detections.pop(k)
+    def _take_clip(self, state: StreamState) -> None:
+        """Take keyframe ``next_clip``'s clip (complete, or clamped to the frames decoded so
+        far) out of the resized frames, to wait for its batch."""
+        k = state.next_clip
         indices = state.timeline.clip_indices(k, total_frames=state.decoded)
-        with _timed(state.timings, "actions"):
-            if len(found.boxes):
+        found = state.detections[k]
+        clip = None
+        if isinstance(found, Future) or len(found.boxes):
+            with _timed(state.timings, "actions"):
                 clip = np.stack([state.resized[j] for j in indices.tolist()])
-                scores = self.score(clip, state.full_size, found.boxes)
-            else:
-                scores = np.zeros((0, len(self.class_ids)), np.float32)
-        state.results.append(KeyframeResult(
-            index=k, time=state.timeline.time(k), frame=state.timeline.centre(k),
-            boxes=found.boxes, person_scores=found.scores,
-            track_ids=state.tracker.update(found.boxes), action_scores=scores,
-            clip_frames=indices,
-        ))
-        state.next_score += 1
+        state.pending.append((k, indices, clip))
+        state.next_clip += 1
+
+    def _score_ready(self, state: StreamState, ended: bool) -> None:
+        """Score the taken clips in batches of ``batch_keyframes`` (``ended``: all of them).
+        With the detector's thread, a batch waits until the detector has the persons of as
+        many keyframes after it to work on while the action model runs."""
+        size = self.batch_keyframes
+        ahead = size if self._pool is not None else 0
+        while state.pending and (ended or (
+                len(state.pending) >= size
+                and state.next_detect - state.pending[0][0] - size >= ahead)):
+            batch = [state.pending.popleft() for _ in range(min(size, len(state.pending)))]
+            found = []
+            for k, _, _ in batch:
+                item = state.detections.pop(k)
+                found.append(item.result() if isinstance(item, Future) else item)
+            with _timed(state.timings, "actions"):
+                scores = self.score_batch([clip for _, _, clip in batch], state.full_size,
+                                          [f.boxes for f in found])
+            for (k, indices, _), persons, action_scores in zip(batch, found, scores):
+                state.results.append(KeyframeResult(
+                    index=k, time=state.timeline.time(k), frame=state.timeline.centre(k),
+                    boxes=persons.boxes, person_scores=persons.scores,
+                    track_ids=state.tracker.update(persons.boxes), action_scores=action_scores,
+                    clip_frames=indices,
+                ))
+                state.next_score += 1
 
     def _finish(self, state: StreamState, annotation: Optional[_Annotation]) -> None:
         """After the last frame (edge rule: clips past the end repeat the last frame): score
@@ -496,10 +649,10 @@ class ClipDetector:
             with _timed(state.timings, "actions"):
                 state.resized[last] = _resize(state.last_frame, state.input_size)
         while state.scoreable(ended=True):
-            self._score_next(state)
+            self._take_clip(state)
+        self._score_ready(state, ended=True)
         if annotation is not None:
             _write_ready(state, annotation, final=True)
             if annotation.writer.frames_written != state.decoded:
                 raise AvadetError(f"wrote {annotation.writer.frames_written} of "
                                   f"{state.decoded} frames")
-

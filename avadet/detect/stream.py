@@ -9,8 +9,9 @@ video or a model.
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -115,24 +116,31 @@ class ClipTimeline:
 class StreamState:
     """The streaming pass between two decoded frames: what it holds and what comes next.
 
-    Keyframes pass three cursors: ``next_detect`` (its centre frame is still to come),
-    ``next_score`` (persons found, clip maybe incomplete) and ``shown`` (the keyframe whose
-    boxes the oldest held frame shows). Frames are held twice over, each for as long as it
-    is needed: resized for the clips not yet scored, and at full size until drawn and
-    written. So memory is bounded by the clip window plus one keyframe interval.
+    Keyframes pass four cursors: ``next_detect`` (its centre frame is still to come),
+    ``next_clip`` (persons asked for, clip maybe incomplete), ``next_score`` (clip taken,
+    waiting in ``pending`` for its batch through the action model) and ``shown`` (the
+    keyframe whose boxes the oldest held frame shows). Frames are held twice over, each for
+    as long as it is needed: resized for the clips not yet taken, and at full size until
+    drawn and written. So memory is bounded by the clip window plus the keyframes of a batch
+    (one keyframe interval each) and the detector's look-ahead.
     """
 
     timeline: ClipTimeline
     tracker: IouTracker
     decoded: int = 0  # frames decoded so far: the next frame's index
     next_detect: int = 0
+    next_clip: int = 0
     next_score: int = 0
     shown: int = 0
     full_size: tuple[int, int] = (0, 0)  # (H, W) of the decoded frames
     input_size: tuple[int, int] = (0, 0)  # (H', W') the model's clip frames are resized to
-    # Persons of the keyframes found but not yet scored, by keyframe.
-    detections: dict[int, PersonBoxes] = field(default_factory=dict)
-    # Frame index -> (H', W', 3) uint8 frame, for the clips not yet scored.
+    # Persons of the keyframes asked for but not yet scored, by keyframe: the boxes, or a
+    # Future of them while a detector thread works on it.
+    detections: dict[int, Union[PersonBoxes, Future]] = field(default_factory=dict)
+    # Keyframes whose clip is taken, oldest first: (keyframe, clip frame indices,
+    # (T, H', W', 3) uint8 clip), waiting to be scored in a batch.
+    pending: deque[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=deque)
+    # Frame index -> (H', W', 3) uint8 frame, for the clips not yet taken.
     resized: dict[int, np.ndarray] = field(default_factory=dict)
     # (frame index, (H, W, 3) uint8 frame) awaiting drawing and writing, oldest first.
     held: deque[tuple[int, np.ndarray]] = field(default_factory=deque)
@@ -143,25 +151,28 @@ class StreamState:
     peak_frames_held: int = 0
 
     def needs(self, i: int) -> bool:
-        """Is decoded frame ``i`` to be resized for a clip not yet scored?"""
-        return self.timeline.needed(self.next_score, i)
+        """Is decoded frame ``i`` to be resized for a clip not yet taken?"""
+        return self.timeline.needed(self.next_clip, i)
 
     def scoreable(self, ended: bool) -> bool:
-        """Can keyframe ``next_score`` be scored now: are its persons found and is its clip
-        complete (its last frame decoded, or the video ``ended`` and the rest is clamped)?"""
-        if self.next_score >= self.next_detect:
+        """Can keyframe ``next_clip``'s clip be taken now: are its persons asked for and is
+        its clip complete (its last frame decoded, or the video ``ended`` and the rest is
+        clamped)?"""
+        if self.next_clip >= self.next_detect:
             return False
-        return ended or self.timeline.clip_last(self.next_score) < self.decoded
+        return ended or self.timeline.clip_last(self.next_clip) < self.decoded
 
     def drop_resized_before_next_clip(self) -> None:
-        """Forget the resized frames before keyframe ``next_score``'s clip: no clip still to
-        score takes them, since clips start in keyframe order."""
-        low = max(0, self.timeline.clip_first(self.next_score))
+        """Forget the resized frames before keyframe ``next_clip``'s clip: no clip still to
+        take uses them, since clips start in keyframe order."""
+        low = max(0, self.timeline.clip_first(self.next_clip))
         for j in [j for j in self.resized if j < low]:
             del self.resized[j]
 
     def note_peak(self) -> None:
-        self.peak_frames_held = max(self.peak_frames_held, len(self.held) + len(self.resized))
+        clip_frames = sum(len(clip) for _, _, clip in self.pending)
+        self.peak_frames_held = max(self.peak_frames_held,
+                                    len(self.held) + len(self.resized) + clip_frames)
 
     def pop_writable(self, final: bool) -> Optional[tuple[np.ndarray, Optional[KeyframeResult]]]:
         """Take the oldest held frame if it can be written now, with the keyframe whose boxes

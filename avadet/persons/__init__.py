@@ -4,7 +4,8 @@ boxes and scores out) and its backends.
 =============  =================================================  ==========================
 name           backend                                            needs
 =============  =================================================  ==========================
-torchvision    Faster R-CNN R50-FPN, COCO person (the default)    torchvision's weights
+torchvision    Faster R-CNN, COCO person: R50-FPN (the default),   torchvision's weights
+               MobileNetV3-Large FPN or its 320 px version
 detectron2     Faster R-CNN from a detectron2 config and weights  detectron2 installed
 csv            boxes from an AVA person-box CSV                   the CSV
 =============  =================================================  ==========================
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
@@ -41,20 +42,24 @@ def build_person_detector(
     score_threshold: float,
     boxes_csv: Union[str, Path, None] = None,
     weights_path: Union[str, Path, None] = None,
-    min_size: int = 800,
-    max_size: int = 1333,
+    min_size: Optional[int] = None,
+    max_size: Optional[int] = None,
+    model: str = "r50_fpn",
     detectron2_config: Union[str, Path, None] = None,
     detectron2_weights: Union[str, Path, None] = None,
     batch_size: int = 4,
     device: Union[str, torch.device] = "cpu",
 ) -> PersonDetector:
-    """The backend ``backend`` names (:data:`BACKENDS`) with its options."""
+    """The backend ``backend`` names (:data:`BACKENDS`) with its options. torchvision:
+    ``model`` is one of :data:`~avadet.persons.torchvision_backend.DETECTOR_MODELS`,
+    ``min_size`` / ``max_size`` its input size (None: the model's own, R50-FPN 800 / 1333)."""
     if backend == "torchvision":
         from avadet.persons.torchvision_backend import TorchvisionPersonDetector
 
         return TorchvisionPersonDetector(
             weights="default", weights_path=weights_path, score_threshold=score_threshold,
             min_size=min_size, max_size=max_size, batch_size=batch_size, device=device,
+            arch=model,
         )
     if backend == "detectron2":
         from avadet.persons.detectron2_backend import Detectron2PersonDetector, _import_detectron2
@@ -82,8 +87,9 @@ class PersonDetectorChoice:
     backend: str = "torchvision"
     boxes_csv: Union[str, Path, None] = None
     weights_path: Union[str, Path, None] = None
-    min_size: int = 800
-    max_size: int = 1333
+    min_size: Optional[int] = None  # None: the model's own input size
+    max_size: Optional[int] = None
+    model: str = "r50_fpn"  # torchvision_backend.DETECTOR_MODELS
     detectron2_config: Union[str, Path, None] = None
     detectron2_weights: Union[str, Path, None] = None
     batch_size: int = 4
@@ -93,6 +99,7 @@ class PersonDetectorChoice:
         return build_person_detector(
             self.backend, score_threshold=score_threshold, boxes_csv=self.boxes_csv,
             weights_path=self.weights_path, min_size=self.min_size, max_size=self.max_size,
+            model=self.model,
             detectron2_config=self.detectron2_config,
             detectron2_weights=self.detectron2_weights, batch_size=self.batch_size,
             device=device,

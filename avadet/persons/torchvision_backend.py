@@ -1,9 +1,21 @@
-"""torchvision's Faster R-CNN (ResNet-50 FPN, COCO) as the person detector; the default.
+"""torchvision's Faster R-CNN (COCO) as the person detector; the R50-FPN is the default.
 
-COCO label 1 is "person"; every other class is dropped. Weights:
+COCO label 1 is "person"; every other class is dropped. Three COCO models
+(:data:`DETECTOR_MODELS`, ``--detector-model``):
 
-- ``weights="default"``: torchvision's own COCO weights
-  (``FasterRCNN_ResNet50_FPN_Weights.DEFAULT``), downloaded once into the torch hub cache;
+==================  =========================================  ====================
+name                torchvision builder                        input (short / long)
+==================  =========================================  ====================
+r50_fpn             ``fasterrcnn_resnet50_fpn`` (the default)  800 / 1333
+mobilenet_v3_fpn    ``fasterrcnn_mobilenet_v3_large_fpn``      800 / 1333
+mobilenet_v3_320    ``fasterrcnn_mobilenet_v3_large_320_fpn``  320 / 640
+==================  =========================================  ====================
+
+``min_size`` / ``max_size`` change the input size of any of them (``--detector-size``). Weights:
+
+- ``weights="default"``: torchvision's own COCO weights of that model, downloaded once into
+  the torch hub cache (offline: :class:`~avadet.errors.WeightsUnavailable`, one line with the
+  URL to fetch);
 - ``weights_path``: a local state-dict file of the same model (read with
   ``torch.load(weights_only=True)``), for machines without internet;
 - ``weights=None``: random weights (tests and benchmarks only).
@@ -16,6 +28,7 @@ returns per image a dict with ``boxes`` ``(N, 4)`` x1 y1 x2 y2 in pixels of that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -30,12 +43,50 @@ COCO_PERSON = 1
 WEIGHTS_URL = "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
 
 
-def _offline_message(exc: Exception) -> str:
+@dataclass(frozen=True)
+class DetectorModel:
+    """One of torchvision's COCO Faster R-CNNs: its builder and weights enum (names in
+    ``torchvision.models.detection``), the URL of its COCO weights, a name for logs, and the
+    input size it was trained at (short side, long-side cap)."""
+
+    builder: str
+    weights_enum: str
+    url: str
+    title: str
+    min_size: int
+    max_size: int
+
+
+DETECTOR_MODELS: dict[str, DetectorModel] = {
+    "r50_fpn": DetectorModel(
+        "fasterrcnn_resnet50_fpn", "FasterRCNN_ResNet50_FPN_Weights", WEIGHTS_URL,
+        "Faster R-CNN R50-FPN", 800, 1333),
+    "mobilenet_v3_fpn": DetectorModel(
+        "fasterrcnn_mobilenet_v3_large_fpn", "FasterRCNN_MobileNet_V3_Large_FPN_Weights",
+        "https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+        "Faster R-CNN MobileNetV3-Large FPN", 800, 1333),
+    "mobilenet_v3_320": DetectorModel(
+        "fasterrcnn_mobilenet_v3_large_320_fpn", "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights",
+        "https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth",
+        "Faster R-CNN MobileNetV3-Large 320 FPN", 320, 640),
+}
+DEFAULT_MODEL = "r50_fpn"
+
+
+def detector_model(name: str) -> DetectorModel:
+    """The entry of :data:`DETECTOR_MODELS` called ``name``."""
+    if name not in DETECTOR_MODELS:
+        raise AvadetError(f"unknown person detector model {name!r}; choose one of "
+                          f"{', '.join(DETECTOR_MODELS)}")
+    return DETECTOR_MODELS[name]
+
+
+def _offline_message(exc: Exception, entry: DetectorModel = DETECTOR_MODELS[DEFAULT_MODEL]) -> str:
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     return (
-        f"cannot download torchvision's Faster R-CNN weights ({exc}). On a machine with internet "
-        f"fetch {WEIGHTS_URL} and either copy it to {hub}/ (torchvision then finds it) or pass "
-        "give its path as the detector's weights file; or take the boxes from a CSV"
+        f"cannot download torchvision's {entry.title} weights ({exc}). On a machine with "
+        f"internet fetch {entry.url} and either copy it to {hub}/ (torchvision then finds it) "
+        "or give its path as the detector's weights file; or take the boxes from a CSV"
     )
 
 
@@ -85,21 +136,24 @@ def build_faster_rcnn(
     *,
     weights: Optional[str] = "default",
     weights_path: Union[str, Path, None] = None,
-    min_size: int = 800,
-    max_size: int = 1333,
+    min_size: Optional[int] = None,
+    max_size: Optional[int] = None,
+    arch: str = DEFAULT_MODEL,
 ) -> nn.Module:
-    """torchvision's ``fasterrcnn_resnet50_fpn`` with the chosen weights, in eval mode.
+    """torchvision's Faster R-CNN ``arch`` (:data:`DETECTOR_MODELS`) with the chosen weights,
+    in eval mode.
 
     ``min_size`` / ``max_size``: torchvision resizes each image so its short side is
-    ``min_size`` (capped by ``max_size`` on the long side) before the network; 800 is the COCO
-    setting, smaller is much faster on a CPU and fine for large people.
+    ``min_size`` (capped by ``max_size`` on the long side) before the network; None: the
+    model's own (R50-FPN: 800 / 1333, the COCO setting). Smaller is much faster on a CPU and
+    fine for large people.
     """
-    from torchvision.models.detection import (
-        FasterRCNN_ResNet50_FPN_Weights,
-        fasterrcnn_resnet50_fpn,
-    )
+    import torchvision.models.detection as detection
 
-    kwargs: dict[str, Any] = {"min_size": min_size, "max_size": max_size}
+    entry = detector_model(arch)
+    build = getattr(detection, entry.builder)
+    kwargs: dict[str, Any] = {"min_size": min_size or entry.min_size,
+                              "max_size": max_size or entry.max_size}
     if weights_path is not None:
         path = Path(weights_path)
         if not path.is_file():
@@ -111,25 +165,21 @@ def build_faster_rcnn(
                                   f"{_load_reason(exc)}") from None
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
-        model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,
-                                        **kwargs)
+        model = build(weights=None, weights_backbone=None, num_classes=91, **kwargs)
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:
             raise CheckpointError(
-                f"{path}: not fasterrcnn_resnet50_fpn COCO weights: "
+                f"{path}: not {entry.builder} COCO weights: "
                 f"{_mismatch(model.state_dict(), state, exc)}"
             ) from None
     elif weights == "default":
         try:
-            model = fasterrcnn_resnet50_fpn(
-                weights=FasterRCNN_ResNet50_FPN_Weights.DEFAULT, **kwargs
-            )
+            model = build(weights=getattr(detection, entry.weights_enum).DEFAULT, **kwargs)
         except OSError as exc:  # URLError, no route, read-only cache
-            raise WeightsUnavailable(_offline_message(exc)) from None
+            raise WeightsUnavailable(_offline_message(exc, entry)) from None
     elif weights is None:
-        model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,
-                                        **kwargs)
+        model = build(weights=None, weights_backbone=None, num_classes=91, **kwargs)
     else:
         raise AvadetError(f"unknown detector weights {weights!r}: use 'default' or a file")
     return model.eval()
@@ -139,9 +189,9 @@ class TorchvisionPersonDetector(BatchedPersonDetector):
     """Person boxes from a torchvision detection model, ``batch_size`` frames per forward pass.
 
     Args:
-        weights, weights_path, min_size, max_size: see :func:`build_faster_rcnn` (ignored when
-            ``model`` is given).
-        model: a torchvision detection model to use instead of Faster R-CNN R50-FPN.
+        weights, weights_path, min_size, max_size, arch: see :func:`build_faster_rcnn`
+            (ignored when ``model`` is given).
+        model: a torchvision detection model to use instead of one of :data:`DETECTOR_MODELS`.
         score_threshold: boxes scoring below it are dropped (PySlowFast's demo uses 0.8
             with detectron2's detector; torchvision's scores run a little lower).
         person_label: the label id of "person" in the model's classes (COCO: 1).
@@ -156,17 +206,20 @@ class TorchvisionPersonDetector(BatchedPersonDetector):
         model: Optional[nn.Module] = None,
         score_threshold: float = 0.7,
         person_label: int = COCO_PERSON,
-        min_size: int = 800,
-        max_size: int = 1333,
+        min_size: Optional[int] = None,
+        max_size: Optional[int] = None,
         batch_size: int = 4,
         device: Union[str, torch.device] = "cpu",
+        arch: str = DEFAULT_MODEL,
     ):
         if model is None:
             model = build_faster_rcnn(
-                weights=weights, weights_path=weights_path, min_size=min_size, max_size=max_size
+                weights=weights, weights_path=weights_path, min_size=min_size, max_size=max_size,
+                arch=arch,
             )
-            self._name = (f"torchvision Faster R-CNN R50-FPN ({weights_path or weights or 'random'} "
-                          f"weights, min_size {min_size})")
+            entry = detector_model(arch)
+            self._name = (f"torchvision {entry.title} ({weights_path or weights or 'random'} "
+                          f"weights, min_size {min_size or entry.min_size})")
         else:
             self._name = f"torchvision {type(model).__name__}"
         self.device = torch.device(device)

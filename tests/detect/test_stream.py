@@ -44,7 +44,7 @@ def test_which_frames_a_keyframe_needs():
 
     state = StreamState(timeline, IouTracker())
     state.resized = {i: np.zeros((2, 2, 3), np.uint8) for i in (0, 2, 6, 8)}
-    state.next_score = 1  # keyframe 0 scored: its frames go, keyframe 1's stay
+    state.next_clip = 1  # keyframe 0's clip taken: its frames go, keyframe 1's stay
     state.drop_resized_before_next_clip()
     assert sorted(state.resized) == [6, 8]
 
@@ -63,11 +63,11 @@ def test_a_keyframe_becomes_scoreable_when_its_clip_is_complete():
     assert not state.scoreable(ended=False)
     state.decoded = 3
     assert state.scoreable(ended=False)
-    state.next_score = 1  # keyframe 1's clip ends at frame 12
+    state.next_clip = 1  # keyframe 0's clip taken; keyframe 1's ends at frame 12
     state.decoded = 12
     assert not state.scoreable(ended=False)
     assert state.scoreable(ended=True)  # the video ended: the rest is the last frame
-    state.next_score = 2  # keyframe 2's centre frame is not decoded: no persons yet
+    state.next_clip = 2  # keyframe 2's centre frame is not decoded: no persons yet
     assert not state.scoreable(ended=True)
 
 
@@ -138,7 +138,7 @@ def test_clips_at_other_rates_than_the_trained_one():
     assert slow.centre(1) == 6 and (slow.clip_first(1), slow.clip_last(1)) == (3, 9)
     assert [i for i in range(20) if slow.uses(1, i)] == list(range(3, 10))
     state = StreamState(slow, IouTracker())
-    state.next_detect, state.next_score, state.decoded = 2, 1, 9
+    state.next_detect, state.next_clip, state.decoded = 2, 1, 9
     assert not state.scoreable(ended=False)
     state.decoded = 10
     assert state.scoreable(ended=False)
