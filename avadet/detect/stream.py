@@ -138,8 +138,8 @@ class StreamState:
     # Future of them while a detector thread works on it.
     detections: dict[int, Union[PersonBoxes, Future]] = field(default_factory=dict)
     # Keyframes whose clip is taken, oldest first: (keyframe, clip frame indices,
-    # (T, H', W', 3) uint8 clip), waiting to be scored in a batch.
-    pending: deque[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=deque)
+    # (T, H', W', 3) uint8 clip, None when it has no persons), waiting to be scored.
+    pending: deque[tuple[int, np.ndarray, Optional[np.ndarray]]] = field(default_factory=deque)
     # Frame index -> (H', W', 3) uint8 frame, for the clips not yet taken.
     resized: dict[int, np.ndarray] = field(default_factory=dict)
     # (frame index, (H, W, 3) uint8 frame) awaiting drawing and writing, oldest first.
@@ -170,7 +170,7 @@ class StreamState:
             del self.resized[j]
 
     def note_peak(self) -> None:
-        clip_frames = sum(len(clip) for _, _, clip in self.pending)
+        clip_frames = sum(len(clip) for _, _, clip in self.pending if clip is not None)
         self.peak_frames_held = max(self.peak_frames_held,
                                     len(self.held) + len(self.resized) + clip_frames)
 
