@@ -3,6 +3,12 @@ decoding, person detection and the action model (and drawing + encoding the anno
 
 ``python tools/benchmark.py detect [--seconds 20] [--width 320 --height 240] [--threads 2]``
 
+``python tools/benchmark.py detect --compare [--seconds 6] [--width 640 --height 360]
+[--rounds 2] [--batch 2]``: today's path against the new one (keyframes batched through the
+action model, the person detector in a thread of its own beside it, decoding in a thread),
+interleaved on the same clip with the full-size AVA SlowFast R50, with each person detector;
+see :func:`compare`.
+
 The reference, measured in the same run, is a plain sequential decode of the same file to RGB
 (what any video tool pays before doing anything): each configuration is reported as seconds of
 video per second and as its ratio to that. Configurations:
@@ -42,7 +48,7 @@ def _decode_only(path: Path) -> float:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark.py detect", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=20, help="clip length")
+    parser.add_argument("--seconds", type=int, default=20, help="clip length (>= 5)")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -50,7 +56,19 @@ def main(argv: list[str]) -> int:
                         help="also time the full-size AVA SlowFast R50 (slow on a CPU)")
     parser.add_argument("--no-r50", action="store_true", help="skip the R50-FPN detector rows")
     parser.add_argument("--work", help="folder for the synthetic clip (default: a temp folder)")
+    parser.add_argument("--compare", action="store_true",
+                        help="today's path against the batched and threaded one (see compare)")
+    parser.add_argument("--rounds", type=int, default=2, help="--compare: interleaved rounds")
+    parser.add_argument("--batch", type=int, default=2,
+                        help="--compare: keyframes per action-model batch of the new path")
+    parser.add_argument("--configs", default="",
+                        help="--compare: comma-separated subset of the configurations")
+    parser.add_argument("--small-model", action="store_true",
+                        help="--compare: the synthetic width-8 SlowFast instead of the AVA R50 "
+                             "(a check that the script runs, not a measurement)")
     args = parser.parse_args(argv)
+    if args.compare:
+        return compare(args)
 
     from avadet.config import load_config
     from avadet.detect import ClipDetector, ClipSettings
@@ -134,4 +152,177 @@ def main(argv: list[str]) -> int:
         print(f"- R50-FPN: torchvision fasterrcnn_resnet50_fpn, random weights "
               f"({r50_params / 1e6:.1f} M parameters); min_size is the short side it resizes "
               "each keyframe to; with random weights the number of boxes it keeps is arbitrary.")
+    return 0
+
+
+class _EveryKeyframeBoxes:
+    """The synthetic person-box CSV's boxes of one video for every keyframe: those of the
+    nearest annotated second (the generator annotates 2 s in to 2 s before the end), so that
+    each keyframe of the clip has its people scored, as on a real video."""
+
+    needs_keys = True
+
+    def __init__(self, csv):
+        self.csv = csv
+        self.times = None
+
+    def detect(self, frames, keys=None):
+        import numpy as np
+
+        out = []
+        for vid, t in keys:
+            if self.times is None:
+                self.times = np.array(sorted(ts for v, ts in self.csv._boxes if v == vid))
+            nearest = float(self.times[np.abs(self.times - t).argmin()])
+            out.append(self.csv.boxes_at(vid, nearest))
+        return out
+
+    def describe(self) -> str:
+        return "CSV boxes"
+
+
+class _DetectorCostCsvBoxes:
+    """A person detector that runs ``detector`` on each keyframe (its full cost) but hands the
+    action model the keyframe's boxes from the synthetic person-box CSV: with random weights
+    a COCO detector finds no person, and the action model would never run. Looks at pixels
+    for the runner (``needs_keys`` False), so the new path may put it in its thread."""
+
+    needs_keys = False
+
+    def __init__(self, detector, boxes):
+        self.detector, self.boxes = detector, boxes
+
+    def detect(self, frames, keys=None):
+        self.detector.detect(frames)
+        return self.boxes.detect(frames, keys)
+
+    def describe(self) -> str:
+        return self.detector.describe()
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Today's ``avadet detect`` path (one keyframe per action-model forward, everything in
+    one thread) against the new one (``--batch`` keyframes per forward, the person detector in
+    a thread of its own with half of torch's threads, decoding in a thread), interleaved round
+    by round on one synthetic clip, full-size AVA SlowFast R50 (random weights), annotated
+    video written. Person detectors (random weights, CSV boxes handed on; see
+    ``_DetectorCostCsvBoxes``): R50-FPN at 800 (the default), R50-FPN at 400, MobileNetV3-Large
+    FPN (800), MobileNetV3-Large 320 FPN, and the CSV boxes alone. Each row: seconds of video
+    per second, its ratio to today's path with the same detector in the same round, and the
+    time per stage (persons and actions overlap in the threaded path, so the stages add up to
+    more than the wall time)."""
+    import os
+
+    from avadet.config import load_config
+    from avadet.detect import ClipDetector, ClipSettings
+    from avadet.engine import class_ids_of
+    from avadet.io import read_person_boxes
+    from avadet.models import build_model
+    from avadet.persons import CsvPersonBoxes
+    from avadet.persons.torchvision_backend import TorchvisionPersonDetector
+    from avadet.synthetic import make_synthetic
+
+    torch.set_num_threads(args.threads)
+    tmp = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="avadet_detect_cmp_"))
+    root = make_synthetic(tmp / "syn", preset="tiny", num_train_videos=1, num_val_videos=1,
+                          duration=args.seconds, width=args.width, height=args.height,
+                          write_frames=False)
+    boxes_csv = root / "annotations" / "ava_val_predicted_boxes.csv"
+    vid = read_person_boxes(boxes_csv)["video_id"].iloc[0]
+    video = root / "videos" / f"{vid}.mp4"
+    class_ids = class_ids_of(load_config(root / "config.yaml"))
+    mcfg = load_config(None, ["data.num_frames=32", "data.sampling_rate=2",
+                              "data.test_short_side=256", f"model.num_classes={len(class_ids)}"])
+    if args.small_model:
+        mcfg = load_config(root / "config.yaml")
+    torch.manual_seed(0)
+    model = build_model(mcfg).eval()
+    settings = ClipSettings.from_config(mcfg)
+    csv = _EveryKeyframeBoxes(CsvPersonBoxes(boxes_csv, min_score=0.8))
+
+    def frcnn(arch: str, size=None):
+        torch.manual_seed(0)
+        det = TorchvisionPersonDetector(weights=None, arch=arch, min_size=size,
+                                        score_threshold=0.5)
+        return _DetectorCostCsvBoxes(det, csv)
+
+    detectors = {
+        "R50-FPN 800 (default)": frcnn("r50_fpn"),
+        "R50-FPN 400": frcnn("r50_fpn", 400),
+        "MobileNetV3-L FPN 800": frcnn("mobilenet_v3_fpn"),
+        "MobileNetV3-L 320 FPN": frcnn("mobilenet_v3_320"),
+        "CSV boxes (no detector)": csv,
+    }
+    k = args.batch
+    today = dict(batch_keyframes=1, persons_thread=False, decode_thread=False)
+    new = dict(batch_keyframes=k, persons_thread=True, decode_thread=True)
+    # (name, detector, settings, today's row it is compared with)
+    configs = [
+        ("today", "R50-FPN 800 (default)", today),
+        ("new", "R50-FPN 800 (default)", new),
+        (f"batch {k} only", "R50-FPN 800 (default)", dict(today, batch_keyframes=k)),
+        ("persons thread only", "R50-FPN 800 (default)", dict(today, persons_thread=True)),
+        ("new without decode thread", "R50-FPN 800 (default)", dict(new, decode_thread=False)),
+        ("new", "R50-FPN 400", new),
+        ("new", "MobileNetV3-L FPN 800", new),
+        ("new", "MobileNetV3-L 320 FPN", new),
+        ("today", "CSV boxes (no detector)", today),
+        (f"batch {k}", "CSV boxes (no detector)", dict(today, batch_keyframes=k)),
+        ("batch 4", "CSV boxes (no detector)", dict(today, batch_keyframes=4)),
+    ]
+    if args.configs:
+        wanted = [c.strip() for c in args.configs.split(",")]
+        configs = [c for c in configs if f"{c[0]} | {c[1]}" in wanted or c[0] in wanted]
+
+    # Warm-up outside the timings: the first forward of each shape builds oneDNN primitives.
+    import numpy as np
+
+    warm = ClipDetector(model, settings, class_ids, csv)
+    h2 = settings.short_side or args.height
+    w2 = round(args.width * h2 / args.height)
+    clip = np.zeros((settings.num_frames, h2, w2, 3), np.uint8)
+    box = np.array([[0.2, 0.2, 0.6, 0.9]], np.float32)
+    for n in sorted({1, k, 4}):
+        warm.score_batch([clip] * n, (h2, w2), [box] * n)
+    frame = np.zeros((args.height, args.width, 3), np.uint8)
+    for detector in detectors.values():
+        if isinstance(detector, _DetectorCostCsvBoxes):
+            detector.detector.detect([frame])
+
+    n_seconds = float(args.seconds)
+    action_model = ("synthetic SlowFast (w8, 16x2; a check, not a measurement)" if args.small_model
+                    else "AVA SlowFast R50 (w64, 32x2, short side 256, random weights)")
+    print(f"# avadet detect, today's path vs the new one: {args.seconds} s synthetic clip, "
+          f"{args.width}x{args.height} at 30 fps (H.264), keyframe every 1 s, {action_model}, "
+          "annotated video written; CPU, "
+          f"{args.threads} torch threads, torch {torch.__version__}; {args.rounds} interleaved "
+          f"rounds; load average at the start {os.getloadavg()[0]:.2f}\n", flush=True)
+    print("| round | path | person detector | video s / s | vs today, same detector | wall (s) "
+          "| decode | persons | actions | render | keyframes |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+    walls: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(1, args.rounds + 1):
+        for name, detector_name, speed in configs:
+            runner = ClipDetector(model, settings, class_ids, detectors[detector_name], **speed)
+            result = runner.run(video, timestamp_offset=900.0, annotated_path=tmp / "a.mp4",
+                                progress=False)
+            t = result.timings
+            walls.setdefault((name, detector_name), []).append(t["total"])
+            base = walls.get(("today", detector_name)) or walls.get(
+                ("today", "R50-FPN 800 (default)"))
+            ratio = base[-1] / t["total"] if base else float("nan")
+            print(f"| {round_} | {name} | {detector_name} | {n_seconds / t['total']:.3f} | "
+                  f"{ratio:.2f}x | {t['total']:.1f} | {t['decode']:.2f} | {t['persons']:.1f} | "
+                  f"{t['actions']:.1f} | {t['render']:.2f} | {len(result.keyframes)} |",
+                  flush=True)
+    print(f"\nBest of {args.rounds} rounds (ratio: today's best with the same detector, or "
+          "with the default one where today's path was not run with it, over this best):\n")
+    print("| path | person detector | video s / s | vs today | wall (s) |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for (name, detector_name), times in walls.items():
+        base = walls.get(("today", detector_name)) or walls.get(("today", "R50-FPN 800 (default)"))
+        best = min(times)
+        ratio = min(base) / best if base else float("nan")
+        print(f"| {name} | {detector_name} | {n_seconds / best:.3f} | {ratio:.2f}x | {best:.1f} |")
+    print(f"\nLoad average at the end: {os.getloadavg()[0]:.2f}")
     return 0
