@@ -2,7 +2,7 @@
 """Benchmarks behind every performance claim in docs/benchmarks.md.
 
 Usage: ``python tools/benchmark.py AREA [options]`` with AREA one of the modules in
-``tools/benchmarks/`` (``data``, ``models``, ``eval``, ``train``, ``detect``, ``doctor``,
+``tools/benchmarks/`` (``data``, ``models``, ``eval``, ``train``, ``detect``, ``persons``, ``doctor``,
 ``synthetic``, ``jpeg``). Each reports its result as a ratio against a reference measured in the same
 run, and prints a Markdown table ready for docs/benchmarks.md.
 """
@@ -19,6 +19,7 @@ AREAS = {
     "eval": "frame-mAP at AVA-val scale: avadet vs the official ActivityNet code",
     "train": "training throughput (samples/s) of a small config on the CPU",
     "detect": "avadet detect on a clip: decoding, person detection, action model",
+    "persons": "person detectors: speed vs the R50-FPN default, recall where weights exist",
     "synthetic": "SlowFast vs Slow-only on the synthetic benchmark (the paper's claim), 3 seeds",
     "doctor": "avadet check-data per video: default (sampled) check vs a full decode",
     "jpeg": "frame reading: the checked JPEG reader vs a plain cv2.imread",
