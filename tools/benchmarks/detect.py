@@ -260,15 +260,15 @@ def compare(args: argparse.Namespace) -> int:
     configs = [
         ("today", "R50-FPN 800 (default)", today),
         ("new", "R50-FPN 800 (default)", new),
-        (f"batch {k} only", "R50-FPN 800 (default)", dict(today, batch_keyframes=k)),
         ("persons thread only", "R50-FPN 800 (default)", dict(today, persons_thread=True)),
-        ("new without decode thread", "R50-FPN 800 (default)", dict(new, decode_thread=False)),
+        (f"batch {k} only", "R50-FPN 800 (default)", dict(today, batch_keyframes=k)),
         ("new", "R50-FPN 400", new),
         ("new", "MobileNetV3-L FPN 800", new),
         ("new", "MobileNetV3-L 320 FPN", new),
         ("today", "CSV boxes (no detector)", today),
         (f"batch {k}", "CSV boxes (no detector)", dict(today, batch_keyframes=k)),
         ("batch 4", "CSV boxes (no detector)", dict(today, batch_keyframes=4)),
+        ("new without decode thread", "R50-FPN 800 (default)", dict(new, decode_thread=False)),
     ]
     if args.configs:
         wanted = [c.strip() for c in args.configs.split(",")]

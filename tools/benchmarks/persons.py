@@ -129,6 +129,15 @@ def main(argv: list[str]) -> int:
             weights=None if path is None else "default", weights_path=path, arch=arch,
             min_size=size, score_threshold=min(THRESHOLDS))
         detectors[name].detect(frames[:1])  # warm-up outside the timings
+    # Tried: the default detector with channels-last convolutions (same weights, boxes equal
+    # up to rounding); speed only.
+    torch.manual_seed(0)
+    cl_name = "R50-FPN 800, channels-last (tried)"
+    detectors[cl_name] = TorchvisionPersonDetector(
+        weights=None if weights_of("r50_fpn") is None else "default",
+        weights_path=weights_of("r50_fpn"), score_threshold=min(THRESHOLDS))
+    detectors[cl_name].model.to(memory_format=torch.channels_last)
+    detectors[cl_name].detect(frames[:1])
 
     print(f"# Person detectors on {len(frames)} keyframes of {w}x{h} ({cfg_path}), CPU, "
           f"{args.threads} torch threads, torch {torch.__version__}, {args.rounds} interleaved "
@@ -143,7 +152,7 @@ def main(argv: list[str]) -> int:
     print("| detector | weights | parameters (M) | s per keyframe (best) | all rounds | "
           "speed vs R50-FPN 800 |")
     print("| --- | --- | ---: | ---: | --- | ---: |")
-    for name, arch, _ in choices:
+    for name, arch, _ in choices + [(cl_name, "r50_fpn", None)]:
         det = detectors[name]
         params = sum(p.numel() for p in det.model.parameters()) / 1e6
         got = weights_of(arch)
