@@ -130,3 +130,35 @@ def test_batch_size_must_be_a_positive_integer(setup, bad):
     with pytest.raises(ConfigError, match="batch"):
         ClipDetector(setup["model"], ClipSettings.from_config(setup["cfg"]), setup["class_ids"],
                      CsvPersonBoxes(setup["boxes"]), batch_keyframes=bad)
+
+
+def test_the_command_passes_the_speed_flags_on(setup, tmp_path, monkeypatch):
+    from avadet.cli import main
+    from avadet.detect import runner as runner_module
+    from avadet.engine.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "m.pt", setup["model"], setup["cfg"], setup["class_ids"],
+                           epoch=0, iteration=0)
+    seen = []
+    original = runner_module.ClipDetector.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("batch_keyframes", "persons_thread",
+                                                "decode_thread")})
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module.ClipDetector, "__init__", spy)
+    base = ["detect", str(setup["video"]), "--checkpoint", str(ckpt), "--persons", "csv",
+            "--boxes", str(setup["boxes"]), "--timestamp-offset", "900", "--no-progress",
+            "--no-video"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    assert main(base + ["--out", str(tmp_path / "b"), "--batch-keyframes", "3",
+                        "--decode-thread", "--persons-thread"]) == 0
+    assert seen[0] == {"batch_keyframes": runner_module.DEFAULT_BATCH_KEYFRAMES,
+                       "persons_thread": runner_module.DEFAULT_PERSONS_THREAD,
+                       "decode_thread": runner_module.DEFAULT_DECODE_THREAD}
+    assert seen[1] == {"batch_keyframes": 3, "persons_thread": True, "decode_thread": True}
+    name = setup["video"].stem + ".csv"
+    a = np.loadtxt(tmp_path / "a" / name, delimiter=",", usecols=range(2, 8))
+    b = np.loadtxt(tmp_path / "b" / name, delimiter=",", usecols=range(2, 8))
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
