@@ -55,6 +55,32 @@ def _recall(gt, found, threshold: float) -> tuple[float, float]:
     return hit / max(total, 1), len(kept) / n_keyframes
 
 
+def _fold_frozen_bn(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold each FrozenBatchNorm2d of torchvision's ResNet backbone into the convolution
+    before it (``conv1/bn1``, ``convK/bnK``, ``downsample[0]/[1]``); tried for speed only."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    def fold(conv, bn) -> None:
+        scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+        conv.weight.data.mul_(scale[:, None, None, None])
+        bias = bn.bias - bn.running_mean * scale
+        conv.bias = torch.nn.Parameter(bias if conv.bias is None else conv.bias * scale + bias)
+
+    for module in list(model.modules()):
+        for name in ("1", "2", "3", ""):
+            conv, bn = getattr(module, f"conv{name or 1}", None), getattr(module, f"bn{name or 1}",
+                                                                          None)
+            if isinstance(bn, FrozenBatchNorm2d):
+                fold(conv, bn)
+                setattr(module, f"bn{name or 1}", torch.nn.Identity())
+        down = getattr(module, "downsample", None)
+        if isinstance(down, torch.nn.Sequential) and len(down) == 2 and \
+                isinstance(down[1], FrozenBatchNorm2d):
+            fold(down[0], down[1])
+            down[1] = torch.nn.Identity()
+    return model
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark.py persons",
                                      description=__doc__.splitlines()[0])
@@ -138,6 +164,13 @@ def main(argv: list[str]) -> int:
         weights_path=weights_of("r50_fpn"), score_threshold=min(THRESHOLDS))
     detectors[cl_name].model.to(memory_format=torch.channels_last)
     detectors[cl_name].detect(frames[:1])
+    folded_name = "R50-FPN 800, BN folded + channels-last (tried)"
+    torch.manual_seed(0)
+    detectors[folded_name] = TorchvisionPersonDetector(
+        weights=None if weights_of("r50_fpn") is None else "default",
+        weights_path=weights_of("r50_fpn"), score_threshold=min(THRESHOLDS))
+    _fold_frozen_bn(detectors[folded_name].model).to(memory_format=torch.channels_last)
+    detectors[folded_name].detect(frames[:1])
 
     print(f"# Person detectors on {len(frames)} keyframes of {w}x{h} ({cfg_path}), CPU, "
           f"{args.threads} torch threads, torch {torch.__version__}, {args.rounds} interleaved "
@@ -152,7 +185,7 @@ def main(argv: list[str]) -> int:
     print("| detector | weights | parameters (M) | s per keyframe (best) | all rounds | "
           "speed vs R50-FPN 800 |")
     print("| --- | --- | ---: | ---: | --- | ---: |")
-    for name, arch, _ in choices + [(cl_name, "r50_fpn", None)]:
+    for name, arch, _ in choices + [(cl_name, "r50_fpn", None), (folded_name, "r50_fpn", None)]:
         det = detectors[name]
         params = sum(p.numel() for p in det.model.parameters()) / 1e6
         got = weights_of(arch)
