@@ -75,7 +75,8 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 # Keyframes whose clips go through the action model in one forward pass (measured in
-# docs/benchmarks.md, "avadet detect: batching and overlap").
+# docs/benchmarks.md, "avadet detect: today's path against batching, threads and faster
+# detectors": on a 2-core CPU larger batches and the threads were slower).
 DEFAULT_BATCH_KEYFRAMES = 1
 # Whether the person detector and decoding run in threads of their own (same section).
 DEFAULT_PERSONS_THREAD = False

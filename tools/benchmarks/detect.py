@@ -269,6 +269,10 @@ def compare(args: argparse.Namespace) -> int:
         (f"batch {k}", "CSV boxes (no detector)", dict(today, batch_keyframes=k)),
         ("batch 4", "CSV boxes (no detector)", dict(today, batch_keyframes=4)),
         ("new without decode thread", "R50-FPN 800 (default)", dict(new, decode_thread=False)),
+        # Today's settings with the faster detectors: the whole of torch's threads for each.
+        ("sequential", "R50-FPN 400", today),
+        ("sequential", "MobileNetV3-L FPN 800", today),
+        ("sequential", "MobileNetV3-L 320 FPN", today),
     ]
     if args.configs:
         wanted = [c.strip() for c in args.configs.split(",")]
@@ -282,10 +286,10 @@ def compare(args: argparse.Namespace) -> int:
     w2 = round(args.width * h2 / args.height)
     clip = np.zeros((settings.num_frames, h2, w2, 3), np.uint8)
     box = np.array([[0.2, 0.2, 0.6, 0.9]], np.float32)
-    for n in sorted({1, k, 4}):
+    for n in sorted({speed["batch_keyframes"] for _, _, speed in configs}):
         warm.score_batch([clip] * n, (h2, w2), [box] * n)
     frame = np.zeros((args.height, args.width, 3), np.uint8)
-    for detector in detectors.values():
+    for detector in {detectors[name] for _, name, _ in configs}:
         if isinstance(detector, _DetectorCostCsvBoxes):
             detector.detector.detect([frame])
 
