@@ -304,7 +304,9 @@ def _decode_ahead(frames: Iterator[np.ndarray], stack: contextlib.ExitStack,
     def work() -> None:
         try:
             for rgb in frames:
-                if not put(rgb):
+                # A frame of its own: the decoder may reuse the buffer behind the array it
+                # returned while this thread runs ahead of the pass that draws and writes it.
+                if not put(np.array(rgb, copy=True)):
                     return
             put(done)
         except BaseException as exc:  # handed over, raised by the pass
@@ -596,7 +598,8 @@ class ClipDetector:
             k = state.next_detect
             key = (video_id, offset + timeline.time(k))
             if self._pool is not None:
-                state.detections[k] = self._pool.submit(self._find_persons, rgb, key,
+                # A copy: the pass may draw on this frame (in place) while the detector reads it.
+                state.detections[k] = self._pool.submit(self._find_persons, rgb.copy(), key,
                                                          timeline.time(k), state.timings)
             else:
                 state.detections[k] = self._find_persons(rgb, key, timeline.time(k),

@@ -87,9 +87,12 @@ def test_batched_and_threaded_passes_give_the_sequential_results(setup, tmp_path
                 np.testing.assert_allclose(a.action_scores, b.action_scores, rtol=0, atol=1e-5,
                                            err_msg=name)
             assert got.num_frames == want.num_frames
-            # Same frames with the same boxes drawn; the encoder itself is not bit-exact from run
-            # to run on main (two identical runs differ by up to 35 grey levels, a per-frame
-            # mean of ~2.5), so the check is a per-frame mean within that noise.
+            # The same frames with the same boxes drawn. Open problem: the "threads" variant's
+            # video differs from the sequential one now and then by up to ~35 grey levels (a
+            # per-frame mean of ~2.5), even with both threads off and batch 2 alone, while its
+            # boxes, ids, clip frames and scores above are exact and two sequential runs in
+            # isolation give identical bytes; the cause is not found yet, so this compares
+            # per-frame means within that noise.
             diff = np.abs(read_all(video).astype(int) - read_all(want_video).astype(int))
             assert diff.shape[0] == want.num_frames
             assert diff.reshape(diff.shape[0], -1).mean(1).max() < 4, name
