@@ -12,12 +12,12 @@ import pytest
 import torch
 from fixtures.detect_media import (
     decoded_frames,
+    randomize_model,
     read_all,
     write_clip,
     write_faststart_mp4,
     write_lying_avi,
 )
-from torch import nn
 
 from avadet.cli import main
 from avadet.config import load_config
@@ -36,21 +36,6 @@ from avadet.synthetic import make_synthetic
 THRESHOLD = 0.8  # the configs' data.test_detection_score
 
 
-def _randomize(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics and head weights: with the zero-initialised last BNs a fresh
-    model's residual branches are silent, and its scores hardly depend on the clip."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.05)
-    return model
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("detect")
@@ -59,7 +44,7 @@ def setup(tmp_path_factory):
     for name in ("config.yaml", "config_slow.yaml"):
         cfg = load_config(root / name)
         torch.manual_seed(0)
-        ckpts[name] = save_checkpoint(tmp / f"{name}.pt", _randomize(build_model(cfg)), cfg,
+        ckpts[name] = save_checkpoint(tmp / f"{name}.pt", randomize_model(build_model(cfg)), cfg,
                                       class_ids_of(cfg), epoch=0, iteration=0)
     val = load_config(root / "config.yaml")
     boxes = root / "annotations" / "ava_val_predicted_boxes.csv"

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures.detect_media import read_all, write_faststart_mp4
-from torch import nn
+from fixtures.detect_media import randomize_model, read_all, write_faststart_mp4
 
 from avadet.config import load_config
 from avadet.detect import ClipDetector, ClipSettings
@@ -28,19 +27,6 @@ class PixelLikeCsv(CsvPersonBoxes):
     needs_keys = False
 
 
-def _randomize(model: nn.Module) -> nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.05)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("detect_speed")
@@ -48,7 +34,7 @@ def setup(tmp_path_factory):
     cfg = load_config(root / "config.yaml")
     assert cfg.model.width_per_group == 8
     torch.manual_seed(0)
-    model = _randomize(build_model(cfg))
+    model = randomize_model(build_model(cfg))
     boxes = root / "annotations" / "ava_val_predicted_boxes.csv"
     vid = read_person_boxes(boxes)["video_id"].iloc[0]
     return {"cfg": cfg, "model": model, "class_ids": class_ids_of(cfg), "boxes": boxes,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures.detect_media import read_all, write_scene
+from fixtures.detect_media import randomize_model, read_all, write_scene
 from torch import nn
 
 from avadet.config import Config
@@ -54,16 +54,7 @@ def _model(cfg: Config) -> nn.Module:
     visibly on the clip (a fresh model's zero-initialised last BNs silence its blocks)."""
     torch.manual_seed(0)
     model = build_model(cfg)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
-    return model.eval()
+    return randomize_model(model, head_scale=1.0).eval()
 
 
 @pytest.fixture(scope="module")
