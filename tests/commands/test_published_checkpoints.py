@@ -20,37 +20,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
-import pandas as pd
 import pytest
 import torch
-from fixtures.detect_media import write_frames
+from fixtures.parity_dataset import (
+    DATASET,
+    dataset_config,
+    detect_argv,
+    read_rows,
+    reference_rows,
+    score_diff,
+    write_land_video,
+)
 
 from avadet.cli import main
 from avadet.engine.loading import load_model
 from avadet.models.checkpoint_keys import _pytorchvideo_key
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-DATASET = FIXTURES / "pyslowfast_dataset"
 MODELS = FIXTURES / "models"
-KEY = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id"]
 TOLERANCE = 1e-4
 
 
 def _config(tmp_path: Path) -> Path:
-    """A config of the tiny dataset and nothing else: every preprocessing setting must come
-    from the checkpoint."""
-    path = tmp_path / "data.yaml"
-    path.write_text(json.dumps({"data": {
-        "root": str(DATASET),
-        "labelmap": "annotations/ava_action_list_v2.2.pbtxt",
-        "val_annotations": "annotations/ava_val_v2.2.csv",
-        "val_exclusions": "annotations/ava_val_excluded_timestamps_v2.2.csv",
-        "val_boxes": "annotations/ava_val_predicted_boxes.csv",
-        "num_workers": 0,
-    }, "test": {"batch_size": 1, "protocol": "pyslowfast"}}))
-    return path
+    return dataset_config(tmp_path, {"batch_size": 1, "protocol": "pyslowfast"})
 
 
 def _pytorchvideo_file(tmp_path: Path) -> Path:
@@ -75,20 +67,6 @@ CASES = [
 ]
 
 
-def _rows(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, header=None, names=[*KEY, "score"], dtype={"video_id": str})
-
-
-def _score_diff(ours: pd.DataFrame, theirs: pd.DataFrame) -> float:
-    """Max |score difference| over rows matched by key; the two must be the same rows."""
-    ours = ours.assign(**{c: ours[c].round(6) for c in KEY[2:6]})
-    theirs = theirs.assign(**{c: theirs[c].round(6) for c in KEY[2:6]})
-    merged = ours.merge(theirs, on=KEY, how="outer", indicator=True)
-    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head()
-    assert len(merged) == len(ours) == len(theirs)
-    return float(np.abs(merged["score_x"] - merged["score_y"]).max())
-
-
 @pytest.mark.parametrize("name, make, flags, stem", CASES, ids=[c[0] for c in CASES])
 def test_avadet_test_gives_pyslowfasts_rows(tmp_path, capsys, name, make, flags, stem):
     torch.set_num_threads(1)
@@ -96,10 +74,10 @@ def test_avadet_test_gives_pyslowfasts_rows(tmp_path, capsys, name, make, flags,
     code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint", str(make(tmp_path)),
                  *flags, "--output-csv", str(out)])
     assert code == 0, capsys.readouterr().err
-    theirs = _rows(DATASET / "reference" / f"{stem}_rows.csv")
-    assert _score_diff(_rows(out), theirs) <= TOLERANCE
+    theirs = reference_rows(stem)
+    assert score_diff(read_rows(out), theirs) <= TOLERANCE
     # The excluded keyframe is scored (PySlowFast's file has it) and left out by the evaluator.
-    assert ("vid_land", 904) in set(map(tuple, _rows(out)[["video_id", "timestamp"]].values))
+    assert ("vid_land", 904) in set(map(tuple, read_rows(out)[["video_id", "timestamp"]].values))
     expected = json.loads((DATASET / "reference" / f"{stem}_map.json").read_text())["mAP"]
     # The frame-mAP printed under PySlowFast's protocol is PySlowFast's evaluate_ava's.
     assert f"({expected:.6f})" in capsys.readouterr().out
@@ -107,28 +85,19 @@ def test_avadet_test_gives_pyslowfasts_rows(tmp_path, capsys, name, make, flags,
 
 @pytest.fixture(scope="module")
 def land_video(tmp_path_factory) -> Path:
-    """vid_land's 150 JPEG frames as a lossless 30 fps video (decoded pixels = the JPEGs')."""
-    folder = DATASET / "frames" / "vid_land"
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.jpg"))]
-    h, w = frames[0].shape[:2]
-    path = tmp_path_factory.mktemp("video") / "vid_land.mkv"
-    return write_frames(path, frames, fps=30, width=w, height=h, codec="libx264rgb",
-                        container="matroska", pix_fmt="rgb24", options={"crf": "0"})
+    return write_land_video(tmp_path_factory.mktemp("video"))
 
 
 @pytest.mark.parametrize("name, make, flags, stem", CASES, ids=[c[0] for c in CASES])
 def test_avadet_detect_gives_the_same_rows(tmp_path, capsys, land_video, name, make, flags, stem):
     torch.set_num_threads(1)
-    code = main(["detect", str(land_video), "--checkpoint", str(make(tmp_path)), *flags,
-                 "--out", str(tmp_path / "out"), "--persons", "csv",
-                 "--boxes", str(DATASET / "annotations" / "ava_val_predicted_boxes.csv"),
-                 "--timestamp-offset", "900", "--no-video", "--no-progress"])
+    code = main(detect_argv(land_video, make(tmp_path), tmp_path / "out", *flags))
     assert code == 0, capsys.readouterr().err
-    ours = _rows(tmp_path / "out" / "vid_land.csv")
-    theirs = _rows(DATASET / "reference" / f"{stem}_rows.csv")
+    ours = read_rows(tmp_path / "out" / "vid_land.csv")
+    theirs = reference_rows(stem)
     theirs = theirs[(theirs.video_id == "vid_land")
                     & theirs.timestamp.isin(ours.timestamp.unique())]
-    assert len(theirs) and _score_diff(ours, theirs) <= TOLERANCE
+    assert len(theirs) and score_diff(ours, theirs) <= TOLERANCE
     doc = json.loads((tmp_path / "out" / "vid_land.json").read_text())
     assert doc["checkpoint_source"] == name.split("_")[0]
 
@@ -148,8 +117,8 @@ def test_a_zoo_name_resolves_to_the_hub_cache(tmp_path, capsys, monkeypatch):
     code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint",
                  "pyslowfast_slow_8x8_r50", "--output-csv", str(out)])
     assert code == 0, capsys.readouterr().err
-    theirs = _rows(DATASET / "reference" / "pyslowfast_slow_8x8_r50_c2_w8_rows.csv")
-    assert _score_diff(_rows(out), theirs) <= TOLERANCE
+    theirs = reference_rows("pyslowfast_slow_8x8_r50_c2_w8")
+    assert score_diff(read_rows(out), theirs) <= TOLERANCE
 
 
 def test_an_absent_zoo_file_offline_is_one_line_naming_the_url(tmp_path, capsys, monkeypatch):
@@ -188,8 +157,8 @@ def test_avadet_test_inference_paths(tmp_path, capsys, flags, tolerance):
     code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint", str(make(tmp_path)),
                  *arch_flags, *flags, "--output-csv", str(out)])
     assert code == 0, capsys.readouterr().err
-    theirs = _rows(DATASET / "reference" / f"{stem}_rows.csv")
-    assert _score_diff(_rows(out), theirs) <= tolerance
+    theirs = reference_rows(stem)
+    assert score_diff(read_rows(out), theirs) <= tolerance
 
 
 def test_bf16_without_deploy_is_one_line(tmp_path, capsys):
@@ -203,14 +172,11 @@ def test_bf16_without_deploy_is_one_line(tmp_path, capsys):
 def test_avadet_detect_with_onnxruntime_gives_the_same_rows(tmp_path, capsys, land_video):
     name, make, flags, stem = CASES[0]
     torch.set_num_threads(1)
-    code = main(["detect", str(land_video), "--checkpoint", str(make(tmp_path)), *flags,
-                 "--backend", "onnxruntime",
-                 "--out", str(tmp_path / "out"), "--persons", "csv",
-                 "--boxes", str(DATASET / "annotations" / "ava_val_predicted_boxes.csv"),
-                 "--timestamp-offset", "900", "--no-video", "--no-progress"])
+    code = main(detect_argv(land_video, make(tmp_path), tmp_path / "out", *flags,
+                            "--backend", "onnxruntime"))
     assert code == 0, capsys.readouterr().err
-    ours = _rows(tmp_path / "out" / "vid_land.csv")
-    theirs = _rows(DATASET / "reference" / f"{stem}_rows.csv")
+    ours = read_rows(tmp_path / "out" / "vid_land.csv")
+    theirs = reference_rows(stem)
     theirs = theirs[(theirs.video_id == "vid_land")
                     & theirs.timestamp.isin(ours.timestamp.unique())]
-    assert len(theirs) and _score_diff(ours, theirs) <= TOLERANCE
+    assert len(theirs) and score_diff(ours, theirs) <= TOLERANCE

@@ -19,46 +19,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from fixtures.detect_media import write_frames
 from fixtures.mmaction_reference import read_recipe, write_checkpoint
+from fixtures.parity_dataset import (
+    dataset_config,
+    detect_argv,
+    read_rows,
+    reference_rows,
+    score_diff,
+    write_land_video,
+)
 
 from avadet.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-DATASET = FIXTURES / "pyslowfast_dataset"
 STEM = "mmaction_slowfast_r50_4x16x1_w8"
-KEY = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id"]
 TOLERANCE = 1e-4
 # MMAction2's test scores the keyframes of its annotation file, less the excluded ones; the
 # reference also holds the excluded vid_land,0904 (MMAction2 run without the exclusion file).
 EXCLUDED = ("vid_land", 904)
 
 
-def _rows(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, header=None, names=[*KEY, "score"], dtype={"video_id": str})
-
-
 def _reference() -> pd.DataFrame:
-    return _rows(DATASET / "reference" / f"{STEM}_rows.csv")
+    return reference_rows(STEM)
 
 
 def _keyframes(rows: pd.DataFrame) -> set[tuple[str, int]]:
     return set(map(tuple, rows[["video_id", "timestamp"]].drop_duplicates().values))
-
-
-def _score_diff(ours: pd.DataFrame, theirs: pd.DataFrame) -> float:
-    """Max |score difference| over rows matched by key; the two must be the same rows."""
-    ours = ours.assign(**{c: ours[c].round(6) for c in KEY[2:6]})
-    theirs = theirs.assign(**{c: theirs[c].round(6) for c in KEY[2:6]})
-    merged = ours.merge(theirs, on=KEY, how="outer", indicator=True)
-    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head()
-    assert len(merged) == len(ours) == len(theirs)
-    return float(np.abs(merged["score_x"] - merged["score_y"]).max())
 
 
 @pytest.fixture(scope="module")
@@ -68,27 +57,13 @@ def checkpoint(tmp_path_factory) -> Path:
                             folder / f"{STEM}.pth")
 
 
-def _config(tmp_path: Path) -> Path:
-    """The tiny dataset's paths and nothing else."""
-    path = tmp_path / "data.yaml"
-    path.write_text(json.dumps({"data": {
-        "root": str(DATASET),
-        "labelmap": "annotations/ava_action_list_v2.2.pbtxt",
-        "val_annotations": "annotations/ava_val_v2.2.csv",
-        "val_exclusions": "annotations/ava_val_excluded_timestamps_v2.2.csv",
-        "val_boxes": "annotations/ava_val_predicted_boxes.csv",
-        "num_workers": 0,
-    }}))
-    return path
-
-
 def _avadet_test(tmp_path: Path, capsys, checkpoint: Path, *overrides: str) -> pd.DataFrame:
     """``avadet test`` rows at the keyframes of the reference."""
     out = tmp_path / "pred.csv"
-    code = main(["test", "--config", str(_config(tmp_path)), "--checkpoint", str(checkpoint),
+    code = main(["test", "--config", str(dataset_config(tmp_path)), "--checkpoint", str(checkpoint),
                  "--output-csv", str(out), *overrides])
     assert code == 0, capsys.readouterr().err
-    ours, theirs = _rows(out), _reference()
+    ours, theirs = read_rows(out), _reference()
     # MMAction2 scores the annotated keyframes; avadet every keyframe with person boxes
     # (vid_port,0905 too). Both sets hold all of MMAction2's, the excluded one included.
     assert _keyframes(theirs) <= _keyframes(ours)
@@ -101,7 +76,7 @@ def test_avadet_test_gives_mmactions_rows(tmp_path, capsys, checkpoint):
     # never padded into one batch (MMAction2 scores one keyframe per batch).
     torch.set_num_threads(1)
     ours = _avadet_test(tmp_path, capsys, checkpoint)
-    assert _score_diff(ours, _reference()) <= TOLERANCE
+    assert score_diff(ours, _reference()) <= TOLERANCE
 
 
 def test_clipped_boxes_move_off_mmactions_rows(tmp_path, capsys, checkpoint):
@@ -110,36 +85,26 @@ def test_clipped_boxes_move_off_mmactions_rows(tmp_path, capsys, checkpoint):
     # drift (measured: 1.3e-2); the others stay.
     torch.set_num_threads(1)
     ours = _avadet_test(tmp_path, capsys, checkpoint, "data.box_clipping=last_pixel")
-    assert _score_diff(ours, _reference()) > TOLERANCE
+    assert score_diff(ours, _reference()) > TOLERANCE
     inside = (ours.x2 < 0.99) & (ours.y2 < 0.99)
     theirs = _reference()
-    assert _score_diff(ours[inside], theirs[(theirs.x2 < 0.99) & (theirs.y2 < 0.99)]) <= TOLERANCE
+    assert score_diff(ours[inside], theirs[(theirs.x2 < 0.99) & (theirs.y2 < 0.99)]) <= TOLERANCE
 
 
 @pytest.fixture(scope="module")
 def land_video(tmp_path_factory) -> Path:
-    """vid_land's 150 JPEG frames as a lossless 30 fps video (decoded pixels = the JPEGs')."""
-    folder = DATASET / "frames" / "vid_land"
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-              for p in sorted(folder.glob("*.jpg"))]
-    h, w = frames[0].shape[:2]
-    path = tmp_path_factory.mktemp("video") / "vid_land.mkv"
-    return write_frames(path, frames, fps=30, width=w, height=h, codec="libx264rgb",
-                        container="matroska", pix_fmt="rgb24", options={"crf": "0"})
+    return write_land_video(tmp_path_factory.mktemp("video"))
 
 
 def test_avadet_detect_gives_mmactions_rows(tmp_path, capsys, checkpoint, land_video):
     torch.set_num_threads(1)
-    code = main(["detect", str(land_video), "--checkpoint", str(checkpoint),
-                 "--out", str(tmp_path / "out"), "--persons", "csv",
-                 "--boxes", str(DATASET / "annotations" / "ava_val_predicted_boxes.csv"),
-                 "--timestamp-offset", "900", "--no-video", "--no-progress"])
+    code = main(detect_argv(land_video, checkpoint, tmp_path / "out"))
     assert code == 0, capsys.readouterr().err
-    ours = _rows(tmp_path / "out" / "vid_land.csv")
+    ours = read_rows(tmp_path / "out" / "vid_land.csv")
     theirs = _reference()
     theirs = theirs[theirs.video_id == "vid_land"]
     # vid_land's three keyframes with boxes: 902, 903 and the excluded 904 (its clip clamped).
     assert _keyframes(ours) == _keyframes(theirs) == {("vid_land", t) for t in (902, 903, 904)}
-    assert _score_diff(ours, theirs) <= TOLERANCE
+    assert score_diff(ours, theirs) <= TOLERANCE
     doc = json.loads((tmp_path / "out" / "vid_land.json").read_text())
     assert doc["checkpoint_source"] == "mmaction2"
