@@ -293,7 +293,11 @@ def _init_from(model: nn.Module, path: str, class_ids: list[int]) -> str:
 
 
 def non_finite_parameters(model: nn.Module) -> list[str]:
-    return [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    """Names of the weights and buffers (BN statistics) holding a NaN or inf: a checkpoint
+    with any of them could not be loaded (``read_training_checkpoint`` refuses it). Huge but
+    finite weights can give infinite BN running variances while the loss is still finite."""
+    return [n for n, v in model.state_dict().items()
+            if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def save_training_checkpoint(state: TrainState, path: Path, cfg: Config) -> Path:
@@ -305,7 +309,7 @@ def save_training_checkpoint(state: TrainState, path: Path, cfg: Config) -> Path
     bad = non_finite_parameters(state.model)
     if bad:
         raise TrainingDiverged(
-            f"training diverged: non-finite weights after iteration {state.iteration} "
+            f"training diverged: non-finite weights or BN statistics after iteration {state.iteration} "
             f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); not saved; the last "
             f"good checkpoint is {state.last_checkpoint or 'none (none written)'}; lower "
             "solver.base_lr or set solver.clip_grad_norm"

@@ -100,7 +100,16 @@ def test_save_checkpoint_writes_atomically_and_keeps_the_newest(make_state, tmp_
     with torch.no_grad():
         next(state.model.parameters()).fill_(math.nan)
     state.iteration = 4
-    with pytest.raises(TrainingDiverged, match="non-finite weights after iteration 4.*checkpoint_iter_0000003"):
+    with pytest.raises(TrainingDiverged, match="non-finite weights or BN statistics after iteration 4.*checkpoint_iter_0000003"):
+        save.run(state)
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+    # Nor are infinite BN statistics (huge, finite weights overflow the running variance while
+    # the loss stays finite): such a checkpoint could not be read back.
+    with torch.no_grad():
+        next(state.model.parameters()).fill_(0.5)
+        bn = next(m for m in state.model.modules() if isinstance(m, torch.nn.BatchNorm3d))
+        bn.running_var.fill_(math.inf)
+    with pytest.raises(TrainingDiverged, match="running_var"):
         save.run(state)
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
 
