@@ -87,7 +87,7 @@ class DataConfig:
 class ModelConfig:
     """Architecture of the backbone and head (see :func:`avadet.models.build_model`)."""
 
-    arch: str = "slowfast"  # "slowfast" or "slow"
+    arch: str = "slowfast"  # "slowfast", "slow" or "fast" (the Fast pathway alone)
     depth: int = 50  # 50 or 101
     width_per_group: int = 64  # 64 for the full model; smaller for CPU presets
     alpha: int = 4  # frame-rate ratio Fast/Slow
@@ -120,6 +120,12 @@ class ModelConfig:
     roi_aligned: bool = True
     roi_spatial_scale: float = 0.0625  # 1 / feature stride (16 with the dilated res5)
     head_activation: str = "sigmoid"
+    # Initialisation for training from scratch (avadet.models.weight_init): "pyslowfast"
+    # (He normal fan-out convs, final BN of each block at 0, classifier std fc_init_std) or
+    # "torch" (PyTorch's layer defaults, avadet's behaviour before; kept to reproduce runs).
+    init: str = "pyslowfast"
+    fc_init_std: float = 0.01
+    zero_init_final_bn: bool = True
 
 
 @dataclass
@@ -256,7 +262,7 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "data.box_scaling": _choices("per_axis", "long_side"),
     "data.box_clipping": _choices("last_pixel", "none"),
     "data.num_workers": _COUNT,
-    "model.arch": _choices("slowfast", "slow"),
+    "model.arch": _choices("slowfast", "slow", "fast"),
     "model.depth": _choices(50, 101),
     "model.width_per_group": _POSITIVE,
     "model.alpha": _POSITIVE,
@@ -280,6 +286,8 @@ RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model.roi_sampling_ratio": _COUNT,
     "model.roi_spatial_scale": _floats(0.0, above=True),
     "model.head_activation": _choices("sigmoid", "softmax", "none"),
+    "model.init": _choices("pyslowfast", "torch"),
+    "model.fc_init_std": _floats(0.0, above=True),
     "solver.optimizer": _choices("sgd", "adamw"),
     "solver.base_lr": _NON_NEGATIVE,
     "solver.momentum": _PROBABILITY,
@@ -314,6 +322,7 @@ FREE = {
     "data.val_exclusions", "data.train_boxes", "data.val_boxes", "data.train_use_detections",
     "data.test_keep_best_detection",
     "data.train_flip", "data.train_color_jitter", "model.roi_aligned", "model.lateral_norm",
+    "model.zero_init_final_bn",
     "solver.nesterov", "solver.freeze_bn", "train.output_dir", "train.init_checkpoint", "train.amp",
     "test.checkpoint", "test.protocol", "test.output_csv", "test.deploy",
 }

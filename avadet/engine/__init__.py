@@ -17,6 +17,7 @@ from avadet.engine.build import (
     SplitTables,
     build_dataset,
     class_ids_of,
+    clip_cost_of,
     dataset_files,
     read_split_tables,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "RunFolderLocked",
     "SplitTables",
     "build_dataset",
+    "clip_cost_of",
     "class_ids_of",
     "dataset_files",
     "read_split_tables",

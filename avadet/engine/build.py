@@ -102,8 +102,8 @@ def _check_transforms(data: DataConfig) -> None:
 def check_clip_length(cfg: Config) -> None:
     """A clip of ``data.num_frames`` must give every pathway of ``cfg.model`` a frame."""
     model = cfg.model
-    if model.arch not in ("slowfast", "slow"):
-        raise ConfigError(f"model.arch must be 'slowfast' or 'slow', got {model.arch!r}")
+    if model.arch not in ("slowfast", "slow", "fast"):
+        raise ConfigError(f"model.arch must be 'slowfast', 'slow' or 'fast', got {model.arch!r}")
     if model.arch == "slowfast" and cfg.data.num_frames // model.alpha < 1:
         raise ConfigError(
             f"data.num_frames={cfg.data.num_frames} is smaller than model.alpha={model.alpha}"
@@ -156,3 +156,13 @@ def build_dataset(cfg: Config, split: str, *, tables: Optional[SplitTables] = No
         clip_center_offset=data.clip_center_offset,
         box_clipping=data.box_clipping,
     )
+
+
+def clip_cost_of(cfg: Config, boxes: int = 3) -> dict[str, float]:
+    """What scoring one test clip of ``cfg`` costs (:func:`avadet.models.flops.clip_cost`):
+    ``data.num_frames`` at a square ``data.test_short_side`` (else the training crop) with
+    ``boxes`` person boxes; GFLOPs, parameters and, for SlowFast, the Fast pathway's share."""
+    from avadet.models.flops import clip_cost
+
+    size = cfg.data.test_short_side or cfg.data.train_crop_size
+    return clip_cost(cfg.model, cfg.data.num_frames, size, boxes=boxes)

@@ -40,7 +40,8 @@ from avadet.models.published import (
     slowfast_r50_detection,
 )
 from avadet.models.resnet3d import Bottleneck, NonLocal, ResStage, Stem
-from avadet.models.slowfast import Lateral, SlowFast, SlowOnly, slow_pathway_positions
+from avadet.models.slowfast import FastOnly, Lateral, SlowFast, SlowOnly, slow_pathway_positions
+from avadet.models.weight_init import init_weights
 from avadet.models.zoo import ZOO, ResolvedCheckpoint, ZooEntry, resolve_checkpoint
 
 __all__ = [
@@ -59,11 +60,13 @@ __all__ = [
     "ResolvedCheckpoint",
     "SlowFast",
     "SlowOnly",
+    "FastOnly",
     "Stem",
     "ZOO",
     "ZooEntry",
     "build_backbone",
     "build_model",
+    "init_weights",
     "build_model_from_checkpoint",
     "config_from_pyslowfast_cfg",
     "pyslowfast_data_settings",

@@ -11,7 +11,8 @@ import yaml
 from avadet.config import Config, ModelConfig
 from avadet.errors import ConfigError
 from avadet.models.heads import ActionModel, AVAHead, KineticsHead
-from avadet.models.slowfast import SlowFast, SlowOnly
+from avadet.models.slowfast import FastOnly, SlowFast, SlowOnly
+from avadet.models.weight_init import init_weights
 
 
 def _res5(cfg: ModelConfig) -> dict[str, int]:
@@ -24,7 +25,7 @@ def _res5(cfg: ModelConfig) -> dict[str, int]:
     return {"res5_stride": 2, "res5_dilation": 1}
 
 
-def build_backbone(cfg: ModelConfig) -> Union[SlowFast, SlowOnly]:
+def build_backbone(cfg: ModelConfig) -> Union[SlowFast, SlowOnly, FastOnly]:
     """The backbone that ``cfg`` describes. The stems' temporal kernels are not settings: they
     are the constructors' (PySlowFast's 1 for Slow, 5 for Fast)."""
     # What Slow-only shares with SlowFast's Slow pathway.
@@ -52,7 +53,11 @@ def build_backbone(cfg: ModelConfig) -> Union[SlowFast, SlowOnly]:
         )
     if cfg.arch == "slow":
         return SlowOnly(temporal_kernels=cfg.slow_temporal_kernels, nonlocal_blocks=cfg.nonlocal_blocks, **shared)
-    raise ConfigError(f"model.arch: expected 'slowfast' or 'slow', got {cfg.arch!r}")
+    if cfg.arch == "fast":
+        # The Fast pathway alone (the paper's Table 5a): its kernels, 1 / beta_inv of the
+        # channels; non-local blocks are a Slow-pathway setting and are not placed here.
+        return FastOnly(beta_inv=cfg.beta_inv, temporal_kernels=cfg.fast_temporal_kernels, **shared)
+    raise ConfigError(f"model.arch: expected 'slowfast', 'slow' or 'fast', got {cfg.arch!r}")
 
 
 def _build_head(cfg: ModelConfig, in_channels: tuple[int, ...]) -> Union[AVAHead, KineticsHead]:
@@ -103,7 +108,12 @@ def build_model(
         backbone = build_backbone(cfg)
     except ValueError as exc:  # bad argument combinations surface as config errors
         raise ConfigError(f"model: {exc}") from None
-    return ActionModel(backbone, _build_head(cfg, backbone.out_channels))
+    model = ActionModel(backbone, _build_head(cfg, backbone.out_channels))
+    if cfg.init == "pyslowfast":
+        init_weights(model, fc_init_std=cfg.fc_init_std, zero_init_final_bn=cfg.zero_init_final_bn)
+    elif cfg.init != "torch":
+        raise ConfigError(f"model.init: expected 'pyslowfast' or 'torch', got {cfg.init!r}")
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

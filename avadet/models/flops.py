@@ -109,3 +109,22 @@ def pathway_shares(count: FlopCount) -> dict[str, float]:
         "lateral": sum(v for k, v in count.conv.items() if k.startswith("backbone.lateral_")),
     }
     return {k: v / total for k, v in parts.items()}
+
+
+def clip_cost(model_cfg, num_frames: int, size: int, boxes: int = 3) -> dict[str, float]:
+    """The cost of scoring one ``size`` x ``size`` test clip of ``num_frames`` (at the Fast
+    rate) with ``boxes`` person boxes through the model ``model_cfg`` (a ModelConfig) builds:
+    ``gflops`` (convolution multiply-adds / 1e9), ``params``, and for SlowFast the Fast
+    pathway's and the laterals' shares (``fast_share``, ``lateral_share``)."""
+    from avadet.models.build import build_model  # build imports this module's users
+
+    with torch.device("meta"):
+        model = build_model(model_cfg)
+    clip = torch.empty(1, 3, num_frames, size, size)
+    box_rows = torch.tensor([[0, 1.0, 1.0, size / 2, size - 2.0]] * boxes)
+    count = count_conv_flops(model, [*model.backbone.pathways(clip)], box_rows)
+    out = {"gflops": count.conv_total / 1e9, "params": float(sum(p.numel() for p in model.parameters()))}
+    if model_cfg.arch == "slowfast":
+        shares = pathway_shares(count)
+        out["fast_share"], out["lateral_share"] = shares["fast"], shares["lateral"]
+    return out

@@ -1,4 +1,4 @@
-"""SlowFast and Slow-only backbones (Feichtenhofer et al., "SlowFast Networks for Video
+"""SlowFast, Slow-only and Fast-only backbones (Feichtenhofer et al., "SlowFast Networks for Video
 Recognition", ICCV 2019).
 
 Input: the clip ``(N, 3, T, H, W)`` float32, normalised (``(x / 255 - 0.45) / 0.225``), at
@@ -346,9 +346,77 @@ class SlowFast(nn.Module):
         return [slow, fast]
 
 
-class SlowOnly(nn.Module):
+class _SinglePathway(nn.Module):
+    """One pathway alone, no laterals: a stem and res2..res5 named ``{prefix}_stem``,
+    ``{prefix}_res2`` ... (the names the same pathway has inside :class:`SlowFast`), with the
+    full width's channels divided by ``channel_divisor``."""
+
+    prefix = ""
+
+    def __init__(
+        self,
+        *,
+        depth: int,
+        width_per_group: int,
+        channel_divisor: int,
+        stem_kernel: int,
+        temporal_kernels: Sequence[TemporalKernels],
+        res5_stride: int,
+        res5_dilation: int,
+        nonlocal_blocks: Sequence[Sequence[int]],
+        nonlocal_pool: Sequence[int],
+        nonlocal_instantiation: str,
+    ):
+        super().__init__()
+        if width_per_group % channel_divisor:
+            raise ValueError("width_per_group must be divisible by beta_inv")
+        layout = _StageLayout(
+            depth=depth,
+            width_per_group=width_per_group,
+            res5_stride=res5_stride,
+            res5_dilation=res5_dilation,
+            nonlocal_pool=nonlocal_pool,
+            nonlocal_instantiation=nonlocal_instantiation,
+        )
+        kernels = _four(temporal_kernels, "temporal_kernels")
+        nl = _four(nonlocal_blocks, "nonlocal_blocks")
+        self.feature_stride = layout.feature_stride
+        channels = width_per_group // channel_divisor
+        self.add_module(f"{self.prefix}_stem", Stem(out_channels=channels, temporal_kernel=stem_kernel))
+        for k in range(4):
+            stage = layout.stage(
+                k,
+                in_channels=channels,
+                temporal_kernels=kernels[k],
+                nonlocal_after=nl[k],
+                channel_divisor=channel_divisor,
+            )
+            self.add_module(f"{self.prefix}_res{k + 2}", stage)
+            channels = stage.out_channels
+        self.out_channels = (channels,)
+
+    def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:
+        """``[clip]``: the one pathway sees every frame it is given."""
+        return [clip]
+
+    def forward(self, inputs: Clips) -> list[torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            inputs = self.pathways(inputs)
+        if len(inputs) != 1:
+            raise ValueError(
+                f"{type(self).__name__} takes a clip or a one-element list [clip], got {len(inputs)}"
+            )
+        x = getattr(self, f"{self.prefix}_stem")(inputs[0])
+        for k in range(2, 6):
+            x = getattr(self, f"{self.prefix}_res{k}")(x)
+        return [x]
+
+
+class SlowOnly(_SinglePathway):
     """The Slow pathway alone, no laterals. A clip ``(N, 3, T, H, W)`` (or ``[clip]``) ->
     ``[(N, 32*w, T, H/s, W/s)]``; arguments and defaults as in :class:`SlowFast`."""
+
+    prefix = "slow"
 
     def __init__(
         self,
@@ -363,36 +431,51 @@ class SlowOnly(nn.Module):
         nonlocal_pool: Sequence[int] = (2, 2, 2),
         nonlocal_instantiation: str = "dot_product",
     ):
-        super().__init__()
-        layout = _StageLayout(
+        super().__init__(
             depth=depth,
             width_per_group=width_per_group,
+            channel_divisor=1,
+            stem_kernel=stem_kernel,
+            temporal_kernels=temporal_kernels,
             res5_stride=res5_stride,
             res5_dilation=res5_dilation,
+            nonlocal_blocks=nonlocal_blocks,
             nonlocal_pool=nonlocal_pool,
             nonlocal_instantiation=nonlocal_instantiation,
         )
-        kernels = _four(temporal_kernels, "temporal_kernels")
-        nl = _four(nonlocal_blocks, "nonlocal_blocks")
-        self.feature_stride = layout.feature_stride
-        self.slow_stem = Stem(out_channels=width_per_group, temporal_kernel=stem_kernel)
-        channels = width_per_group
-        for k in range(4):
-            stage = layout.stage(k, in_channels=channels, temporal_kernels=kernels[k], nonlocal_after=nl[k])
-            self.add_module(f"slow_res{k + 2}", stage)
-            channels = stage.out_channels
-        self.out_channels = (channels,)
 
-    def pathways(self, clip: torch.Tensor) -> list[torch.Tensor]:
-        """``[clip]``: the one pathway sees every frame it is given."""
-        return [clip]
 
-    def forward(self, inputs: Clips) -> list[torch.Tensor]:
-        if isinstance(inputs, torch.Tensor):
-            inputs = self.pathways(inputs)
-        if len(inputs) != 1:
-            raise ValueError(f"SlowOnly takes a clip or a one-element list [clip], got {len(inputs)}")
-        x = self.slow_stem(inputs[0])
-        for k in range(2, 6):
-            x = getattr(self, f"slow_res{k}")(x)
-        return [x]
+class FastOnly(_SinglePathway):
+    """The Fast pathway alone, no laterals (the paper's Table 5a "Fast-only"): every frame of
+    a clip ``(N, 3, T, H, W)`` (or ``[clip]``), ``1 / beta_inv`` of the channels, the Fast
+    stem's temporal kernel -> ``[(N, 32*w/beta_inv, T, H/s, W/s)]``. Its modules are named as
+    SlowFast's Fast pathway (``fast_stem``, ``fast_res2`` ...)."""
+
+    prefix = "fast"
+
+    def __init__(
+        self,
+        *,
+        depth: int = 50,
+        width_per_group: int = 64,
+        beta_inv: int = 8,
+        stem_kernel: int = FAST_STEM_KERNEL,
+        temporal_kernels: Sequence[TemporalKernels] = (3, 3, 3, 3),
+        res5_stride: int = 1,
+        res5_dilation: int = 2,
+        nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
+        nonlocal_pool: Sequence[int] = (2, 2, 2),
+        nonlocal_instantiation: str = "dot_product",
+    ):
+        super().__init__(
+            depth=depth,
+            width_per_group=width_per_group,
+            channel_divisor=beta_inv,
+            stem_kernel=stem_kernel,
+            temporal_kernels=temporal_kernels,
+            res5_stride=res5_stride,
+            res5_dilation=res5_dilation,
+            nonlocal_blocks=nonlocal_blocks,
+            nonlocal_pool=nonlocal_pool,
+            nonlocal_instantiation=nonlocal_instantiation,
+        )

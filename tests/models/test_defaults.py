@@ -13,6 +13,7 @@ import torch
 from avadet.config import ModelConfig
 from avadet.models import (
     AVAHead,
+    FastOnly,
     KineticsHead,
     Lateral,
     NonLocal,
@@ -38,6 +39,7 @@ CONFIG = _config_defaults()
 RENAMED: dict[type, dict[str, str]] = {
     SlowFast: {"lateral_kernel": "fusion_kernel_size", "slow_nonlocal": "nonlocal_blocks"},
     SlowOnly: {"temporal_kernels": "slow_temporal_kernels"},
+    FastOnly: {"temporal_kernels": "fast_temporal_kernels"},
     AVAHead: {
         "output_size": "roi_output_size",
         "spatial_scale": "roi_spatial_scale",
@@ -61,6 +63,11 @@ NOT_SETTINGS: dict[type, dict[str, str]] = {
     SlowOnly: {
         "stem_kernel": "fixed architecture: PySlowFast's stem kernel",
         "res5_stride": "ModelConfig.res5_stride 0: derived from res5_dilation (checked below)",
+    },
+    FastOnly: {
+        "stem_kernel": "fixed architecture: PySlowFast's Fast stem kernel",
+        "res5_stride": "ModelConfig.res5_stride 0: derived from res5_dilation (checked below)",
+        "nonlocal_blocks": "ModelConfig places non-local blocks in the Slow pathway only",
     },
     AVAHead: {},
     KineticsHead: {},
@@ -114,7 +121,7 @@ def test_constructor_defaults_are_model_config_defaults(cls):
 def test_derived_res5_stride_matches():
     assert ModelConfig().res5_stride == 0  # derived
     res5 = _res5(ModelConfig())
-    for cls in (SlowFast, SlowOnly):
+    for cls in (SlowFast, SlowOnly, FastOnly):
         params = inspect.signature(cls.__init__).parameters
         assert params["res5_stride"].default == res5["res5_stride"]
         assert params["res5_dilation"].default == res5["res5_dilation"]

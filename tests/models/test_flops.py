@@ -60,3 +60,19 @@ def test_counts_follow_shapes_and_leave_model_untouched():
     assert large.conv_total == 4 * small.conv_total  # conv cost scales with H * W
     stem = model.backbone.slow_stem.conv  # 8 out channels, 3x1x7x7 kernel, 8 frames x 32 x 32
     assert small.conv["backbone.slow_stem.conv"] == 8 * 32 * 32 * 8 * 3 * 49 and stem.stride == (1, 2, 2)
+
+
+def test_clip_cost_of_the_cpu_models_and_the_fast_pathway_alone():
+    # The demo's models (width 8, 16 frames at 96 px): the Fast pathway is under a quarter of
+    # SlowFast's cost, and Fast-only costs what the Fast pathway costs inside SlowFast.
+    from avadet.config import ModelConfig
+    from avadet.models.flops import clip_cost
+
+    narrow = dict(width_per_group=8, num_classes=8)
+    slowfast = clip_cost(ModelConfig(**narrow), 16, 96)
+    slow = clip_cost(ModelConfig(arch="slow", **narrow), 4, 96)
+    fast = clip_cost(ModelConfig(arch="fast", **narrow), 16, 96)
+    assert 0.2 < slowfast["fast_share"] < 0.25 and "fast_share" not in slow
+    fast_part = slowfast["fast_share"] * slowfast["gflops"]
+    assert abs(fast["gflops"] - fast_part) < 0.01 * fast_part + 1e-4  # plus its own head only
+    assert slowfast["gflops"] > slow["gflops"] > fast["gflops"] > 0

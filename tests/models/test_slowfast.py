@@ -10,6 +10,7 @@ from avadet.errors import ConfigError
 from avadet.models import (
     ActionModel,
     AVAHead,
+    FastOnly,
     Lateral,
     NonLocal,
     SlowFast,
@@ -95,6 +96,25 @@ def test_slow_only_and_kinetics_head():
     model.train()
     out = model([torch.randn(2, 3, 4, 64, 64)], return_logits=True)
     assert torch.equal(out.scores, out.logits)  # softmax at eval only, as PySlowFast
+
+
+def test_fast_only_is_slowfasts_fast_pathway_alone():
+    # The paper's Table 5a "Fast-only": every frame, 1/beta of the channels, no laterals, the
+    # same module names and shapes as SlowFast's Fast pathway (so its weights load into one).
+    fast = build_model(arch="fast", width_per_group=8, beta_inv=4, num_classes=3).backbone
+    assert isinstance(fast, FastOnly)
+    slowfast = build_model(width_per_group=8, beta_inv=4, num_classes=3).backbone
+    fast_part = {k: v.shape for k, v in slowfast.state_dict().items() if k.startswith("fast_")}
+    assert {k: v.shape for k, v in fast.state_dict().items()} == fast_part
+    assert fast.out_channels == (slowfast.out_channels[1],) == (64,)
+    clip = torch.randn(1, 3, 8, 32, 48)
+    (features,) = fast.eval()(clip)
+    assert features.shape == (1, 64, 8, 2, 3)  # all 8 frames kept, stride 16
+    assert torch.equal(fast.eval()([clip])[0], features)
+    with pytest.raises(ValueError, match="FastOnly takes a clip"):
+        fast([clip, clip])
+    with pytest.raises(ConfigError, match="divisible"):
+        build_model(arch="fast", width_per_group=8, beta_inv=3)
 
 
 def test_ava_head_activation_in_train_and_eval_and_logits():
