@@ -58,7 +58,7 @@ from avadet.boxes import clip_to_image, to_pixels
 from avadet.config import Config
 from avadet.data.sources import ClipReadError, VideoSource, frame_to_rgb
 from avadet.data.transforms import box_scale, short_side_size, to_input
-from avadet.detect.render import LabelsOf, draw_keyframe, pad_even
+from avadet.detect.render import LabelsOf, RenderLayout, pad_even, render_frame
 from avadet.detect.results import ClipSampling, DetectResult, KeyframeResult
 from avadet.detect.stream import ClipTimeline, StreamState
 from avadet.detect.tracking import IouTracker
@@ -153,6 +153,7 @@ class _Annotation:
 
     writer: VideoWriter
     labels_of: Optional[LabelsOf]
+    layout: RenderLayout
 
 
 @contextlib.contextmanager
@@ -342,12 +343,12 @@ def _resize(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_LINEAR)
 
 
-def _open_writer(path: PathLike, full_size: tuple[int, int],
+def _open_writer(path: PathLike, size: tuple[int, int],
                  rate: Fraction) -> contextlib.AbstractContextManager[VideoWriter]:
     """The annotated video's writer for ``(H, W)`` frames: odd sizes grow by one pixel."""
     from avadet.prep.media import open_video_writer  # only runs that write a video need it
 
-    height, width = full_size
+    height, width = size
     return open_video_writer(path, width=width + width % 2, height=height + height % 2, fps=rate)
 
 
@@ -356,9 +357,8 @@ def _write_ready(state: StreamState, annotation: _Annotation, final: bool) -> No
     with _timed(state.timings, "render"):
         while (ready := state.pop_writable(final)) is not None:
             frame, keyframe = ready
-            if keyframe is not None:
-                draw_keyframe(frame, keyframe, annotation.labels_of)
-            annotation.writer.write(pad_even(frame))
+            drawn = render_frame(frame, keyframe, annotation.labels_of, annotation.layout)
+            annotation.writer.write(pad_even(drawn))
 
 
 class ClipDetector:
@@ -511,8 +511,9 @@ class ClipDetector:
                                                self.settings.resize_rounding)
             annotation = None
             if annotated_path is not None:
+                layout = RenderLayout.for_frames(*state.full_size)
                 annotation = _Annotation(stack.enter_context(
-                    _open_writer(annotated_path, state.full_size, rate)), labels_of)
+                    _open_writer(annotated_path, layout.size, rate)), labels_of, layout)
             for rgb in itertools.chain([first], decoded):
                 self._on_frame(state, rgb, video_id, timestamp_offset, annotation)
                 bar.update(1)

@@ -24,6 +24,7 @@ from avadet.config import load_config
 from avadet.data.sources import VideoSource
 from avadet.data.transforms import short_side_size
 from avadet.detect import ClipDetector, ClipSettings, IouTracker
+from avadet.detect.render import RenderLayout
 from avadet.detect.results import EDGE_RULE
 from avadet.detect.runner import count_frames
 from avadet.engine import build_dataset, class_ids_of
@@ -86,13 +87,18 @@ def test_cli_csv_blocks_json_and_video(setup, tmp_path):
     assert doc["class_names"][str(class_ids[0])] == "fast_wave"  # names from the label map
     assert isinstance(person["track_id"], int)
 
-    # Same frame count, rate and size as the input; boxes drawn between keyframes only where
-    # the last keyframe had people.
+    # Same frame count and rate as the input, drawn 8x larger (short side >= 360 px) with a
+    # side panel for the actions; boxes drawn between keyframes only where the last keyframe
+    # had people.
     n_in, rate_in, size_in, _ = decoded_frames(setup["video"])
     n_out, rate_out, size_out, _ = decoded_frames(out / f"{vid}_annotated.mp4")
-    assert (n_out, rate_out, size_out) == (n_in, rate_in, size_in) == (240, 30, (64, 48))
-    diff = np.abs(read_all(out / f"{vid}_annotated.mp4").astype(int)
-                  - read_all(setup["video"]).astype(int)).mean(axis=(1, 2, 3))
+    assert (n_out, rate_out) == (n_in, rate_in) == (240, 30) and size_in == (64, 48)
+    layout = RenderLayout.for_frames(48, 64)
+    assert layout.scale == 8 and layout.panel_width > 0
+    assert size_out == (64 * 8 + layout.panel_width, 48 * 8)
+    picture = read_all(out / f"{vid}_annotated.mp4")[:, :, : 64 * 8].astype(float)
+    shrunk = picture.reshape(240, 48, 8, 64, 8, 3).mean(axis=(2, 4))
+    diff = np.abs(shrunk - read_all(setup["video"]).astype(int)).mean(axis=(1, 2, 3))
     has_people = np.array([len(doc["keyframes"][min(f // 30, 7)]["persons"]) > 0
                            for f in range(240)])
     assert has_people.any() and (~has_people).any()
@@ -146,7 +152,8 @@ def test_odd_rate_size_and_a_clip_shorter_than_the_window(setup, tmp_path):
                  "--out", str(out), "--persons", "csv", "--boxes", str(boxes),
                  "--no-progress", "--top-k", "2"]) == 0
     n, rate, size, _ = decoded_frames(out / "odd_annotated.mp4")
-    assert (n, rate, size) == (20, 25, (70, 38))
+    layout = RenderLayout.for_frames(38, 70)
+    assert (n, rate, size) == (20, 25, (layout.size[1], layout.size[0])) == (20, 25, (932, 380))
     lines = (out / "odd.csv").read_text().splitlines()
     assert len(lines) == 2 and all(line.startswith("odd,0000,0.1,0.2,0.6,0.9,") for line in lines)
     assert float(lines[0].split(",")[7]) >= float(lines[1].split(",")[7])  # top-2, best first
@@ -172,15 +179,16 @@ def test_odd_rate_size_and_a_clip_shorter_than_the_window(setup, tmp_path):
 
 
 def test_odd_pixel_size_is_padded_by_one_edge_pixel(setup, tmp_path):
-    video = write_clip(tmp_path / "o.mp4", 30, fps=24, width=71, height=39, pix_fmt="yuv444p")
+    # Large enough to be drawn at its own size (short side >= 360), so the odd sizes show.
+    video = write_clip(tmp_path / "o.mp4", 30, fps=24, width=481, height=361, pix_fmt="yuv444p")
     boxes = tmp_path / "b.csv"
     boxes.write_text("o,0,0.1,0.1,0.5,0.9,-1,0.9\n")
     assert main(["detect", str(video), "--checkpoint", str(setup["ckpt"]["config.yaml"]),
                  "--out", str(tmp_path / "out"), "--persons", "csv", "--boxes", str(boxes),
                  "--no-progress"]) == 0
-    assert decoded_frames(tmp_path / "out" / "o_annotated.mp4")[:3] == (30, 24, (72, 40))
+    assert decoded_frames(tmp_path / "out" / "o_annotated.mp4")[:3] == (30, 24, (482, 362))
     doc = json.loads((tmp_path / "out" / "o.json").read_text())
-    assert (doc["width"], doc["height"], len(doc["keyframes"])) == (71, 39, 2)
+    assert (doc["width"], doc["height"], len(doc["keyframes"])) == (481, 361, 2)
 
 
 @pytest.mark.parametrize("claimed", [500, 10])
