@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from avadet.api.demo_analysis import class_groups, group_mean_ap, side_by_side
+from avadet.api.demo_analysis import (
+    class_groups,
+    group_comparison,
+    group_mean_ap,
+    side_by_side,
+    verdict,
+)
 
 DEFAULT_OUT = "avadet_output/demo"
 # The cpu preset with its own schedule (24 epochs): about 6 minutes in all on 2 cores, the
@@ -42,13 +49,17 @@ def run_demo(
     say: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns ``{"results": {title: EvalResult}, "table": str,
-    "files": {what: Path}, "seconds": float}``. ``say`` hears one line per step."""
+    "comparison": str, "verdict": str, "files": {what: Path}, "seconds": float, "cpu_seconds":
+    float, "load_average_before": (1, 5, 15 min) or None}``: the
+    per-class table, the per-group table and a one-line verdict computed from them. ``say``
+    hears one line per step."""
     # Imported here, not at the top: `avadet demo --help` should not load the generator.
     from avadet.io import atomic_write
     from avadet.synthetic import load_meta, make_synthetic
 
     out = Path(out)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     say(f"[1/4] synthetic AVA-format dataset ({preset} preset, seed {seed}) in {out / 'data'}")
     root = make_synthetic(out / "data", preset=preset, seed=seed)
     meta = load_meta(root)
@@ -56,9 +67,10 @@ def run_demo(
 
     results: dict[str, Any] = {}
     checkpoints: dict[str, Path] = {}
+    costs: dict[str, dict[str, float]] = {}
     files: dict[str, Path] = {}
     for step, (arch, config_name, title) in enumerate(MODELS, start=2):
-        results[title], checkpoints[arch] = _train_and_test(
+        results[title], checkpoints[arch], costs[title] = _train_and_test(
             out, root / config_name, arch, title, step, seed=seed, epochs=epochs,
             overrides=overrides, files=files, say=say)
 
@@ -66,25 +78,38 @@ def run_demo(
         files.update(_annotate(out, root, checkpoints["slowfast"], say))
 
     table = side_by_side(results, groups)
+    groups_ap = {t: group_mean_ap(r.per_class, groups) for t, r in results.items()}
+    (first, _), (second, _) = ((t, c) for t, c in costs.items())
+    said = verdict(groups_ap, first, second,
+                   cost_ratio=costs[first]["gflops"] / costs[second]["gflops"],
+                   fast_share=costs[first].get("fast_share"))
     summary = {
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "load_average_before": load_before,
         "map": {t: (None if math.isnan(r.map) else r.map) for t, r in results.items()},
-        "groups": {t: group_mean_ap(r.per_class, groups) for t, r in results.items()},
+        "groups": groups_ap,
+        "costs": costs,
+        "verdict": said,
         "files": {k: str(v) for k, v in files.items()},
     }
     with atomic_write(out / "summary.json") as f:
         json.dump(summary, f, indent=1, allow_nan=True)
-    return {"results": results, "table": table, "files": files, "seconds": summary["seconds"]}
+    return {"results": results, "table": table, "comparison": group_comparison(groups_ap, first, second),
+            "verdict": said, "files": files, "seconds": summary["seconds"],
+            "cpu_seconds": summary["cpu_seconds"], "load_average_before": load_before}
+
 
 
 def _train_and_test(out: Path, config_path: Path, arch: str, title: str, step: int, *,
                     seed: int, epochs: Optional[float], overrides: Sequence[str],
-                    files: dict[str, Path], say: Callable[[str], None]) -> tuple[Any, Path]:
+                    files: dict[str, Path],
+                    say: Callable[[str], None]) -> tuple[Any, Path, dict[str, float]]:
     """Train the model of ``config_path`` into ``out/arch``, test it on the val keyframes and
     evaluate its predictions. Adds its plots and predictions to ``files``; returns the
-    EvalResult (with curves) and the final checkpoint."""
+    EvalResult (with curves), the final checkpoint and the model's cost per test clip."""
     from avadet.config import load_config
-    from avadet.engine import test, train
+    from avadet.engine import clip_cost_of, test, train
     from avadet.evaluation import evaluate_files
     from avadet.evaluation.plots import save_plots
     from avadet.evaluation.report import write_json
@@ -118,7 +143,8 @@ def _train_and_test(out: Path, config_path: Path, arch: str, title: str, step: i
     for path in save_plots(result, out / "plots" / arch, model=title):
         files[f"plot {arch} {path.stem}"] = path
     files[f"predictions {arch}"] = Path(tested.predictions_csv)
-    return result, Path(trained.final_checkpoint)
+    cost = clip_cost_of(cfg)
+    return result, Path(trained.final_checkpoint), cost
 
 
 def _annotate(out: Path, root: Path, checkpoint: Path,

@@ -38,8 +38,15 @@ def run(args: argparse.Namespace) -> int:
     print("Validation frame-AP (%) with detected (noisy) person boxes, official protocol:")
     print(report["table"])
     print()
+    print(report["comparison"])
+    print(report["verdict"])
+    print()
     print(f"Everything is in {Path(args.out).resolve()}:")
     for what, path in report["files"].items():
         print(f"  {what}: {path}")
-    print(f"(demo finished in {report['seconds'] / 60:.1f} min)")
+    load = report["load_average_before"]
+    print(f"(demo finished in {report['seconds'] / 60:.1f} min wall, "
+          f"{report['cpu_seconds'] / 60:.1f} min CPU"
+          + (f"; load average before it {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
+          + ")")
     return 0

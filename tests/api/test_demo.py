@@ -19,8 +19,16 @@ def test_demo_runs_every_stage_and_names_its_outputs(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "SlowFast" in printed and "Slow-only" in printed and str(out.resolve()) in printed
+    assert "min CPU" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["map"]) == {"SlowFast", "Slow-only"}
+    assert summary["cpu_seconds"] > 0 and summary["seconds"] > 0
+    # The per-group comparison and a verdict computed from it, also kept in summary.json.
+    assert "fast motion (frozen to a Slow pathway)" in printed
+    assert summary["verdict"].startswith("Verdict: ") and summary["verdict"] in printed
+    costs = summary["costs"]
+    assert costs["SlowFast"]["gflops"] > costs["Slow-only"]["gflops"] > 0
+    assert 0 < costs["SlowFast"]["fast_share"] < 0.5
     groups = class_groups(load_meta(out / "data"))
     assert set(summary["groups"]["SlowFast"]) == set(groups)
     for arch in ("slowfast", "slow"):

@@ -43,3 +43,36 @@ def test_class_groups_keep_only_evaluated_classes():
     assert tuple(groups) == CLASS_GROUPS
     assert groups == {"all": [1, 2, 3, 4, 5, 6, 7, 9], "fast_motion": [1, 2, 5],
                       "slow_motion": [3, 4], "appearance": [6, 7, 9]}
+
+
+def _groups(fast, look, slow=0.5):
+    return {"fast_motion": fast, "slow_motion": slow, "appearance": look, "all": (fast + look + slow) / 3}
+
+
+def test_group_comparison_lists_each_group_and_the_difference():
+    from avadet.api.demo_analysis import group_comparison
+
+    table = group_comparison({"SlowFast": _groups(0.8, 0.9), "Slow-only": _groups(0.45, 0.92)},
+                             "SlowFast", "Slow-only")
+    fast = next(line for line in table.splitlines() if line.startswith("fast motion"))
+    assert fast.split()[-3:] == ["80.00", "45.00", "+35.00"]
+    look = next(line for line in table.splitlines() if line.startswith("appearance"))
+    assert look.split()[-1] == "-2.00"
+
+
+@pytest.mark.parametrize("fast_a,look_a,expect", [
+    (0.80, 0.88, ["sees the fast motions that Slow-only cannot: +35.0 AP", "not worse on appearance (-2.0 AP)"]),
+    (0.50, 0.90, ["no clear difference on the fast-motion classes in this run (+5.0 AP"]),
+    (0.30, 0.90, ["Slow-only is ahead on the fast-motion classes (-15.0 AP"]),
+    (0.80, 0.70, ["worse on appearance (-20.0 AP)"]),
+])
+def test_verdict_follows_the_numbers(fast_a, look_a, expect):
+    from avadet.api.demo_analysis import verdict
+
+    said = verdict({"SlowFast": _groups(fast_a, look_a), "Slow-only": _groups(0.45, 0.90)},
+                   cost_ratio=1.385, fast_share=0.238, spread=0.05)
+    assert said.startswith("Verdict: ") and "1.39x Slow-only's multiply-adds (its Fast pathway 24%" in said
+    for part in expect:
+        assert part in said
+    if look_a < 0.8:
+        assert "not worse" not in said
