@@ -38,43 +38,32 @@ from avadet.api.demo_analysis import CLASS_GROUPS  # noqa: E402
 def model_costs(cfg: Any) -> dict[str, float]:
     """GFLOPs (convolution multiply-adds) of one test clip with 3 boxes, the parameter
     count, and for SlowFast the Fast pathway's and the laterals' shares."""
-    import torch
+    from avadet.engine import clip_cost_of
 
-    from avadet.models import build_model, count_conv_flops, pathway_shares
-
-    with torch.device("meta"):
-        model = build_model(cfg)
-    size = cfg.data.test_short_side or 96
-    t = cfg.data.num_frames
-    if cfg.model.arch == "slowfast":
-        inputs = [torch.empty(1, 3, t // cfg.model.alpha, size, size), torch.empty(1, 3, t, size, size)]
-    else:
-        inputs = [torch.empty(1, 3, t, size, size)]
-    boxes = torch.tensor([[0, 1.0, 1.0, size / 2, size - 2.0]] * 3)
-    count = count_conv_flops(model, inputs, boxes)
-    out = {
-        "gflops": count.conv_total / 1e9,
-        "params": float(sum(p.numel() for p in model.parameters())),
-    }
-    if cfg.model.arch == "slowfast":
-        shares = pathway_shares(count)
-        out["fast_share"] = shares["fast"]
-        out["lateral_share"] = shares["lateral"]
-    return out
+    return clip_cost_of(cfg)
 
 
 def model_variants(root: Path) -> dict[str, tuple[str, Path, list[str]]]:
     """key -> (table name, config, overrides). Every SlowFast variant keeps the Slow pathway
     of ``slow`` (4 frames, tau = 10, the same width), so differences come from the Fast
-    pathway and the laterals."""
+    pathway and the laterals; ``fast`` is the Fast pathway alone."""
     slowfast = root / "config.yaml"
     return {
         "slow": ("Slow-only 4x10", root / "config_slow.yaml", []),
         "slowfast": ("SlowFast 16x2, alpha 4, beta 1/8", slowfast, []),
+        "fast": ("Fast-only 16x2, beta 1/8", slowfast, ["model.arch=fast"]),
         "slowfast_beta4": ("SlowFast, beta 1/4", slowfast, ["model.beta_inv=4"]),
         "slowfast_beta2": ("SlowFast, beta 1/2", slowfast, ["model.beta_inv=2"]),
         "slowfast_sample": ("SlowFast, lateral time-strided sampling", slowfast, ["model.lateral=sample"]),
         "slowfast_ttoc": ("SlowFast, lateral time-to-channel", slowfast, ["model.lateral=ttoc"]),
+        # alpha with the same Slow pathway (4 frames, tau = 10): the Fast stride is tau / alpha
+        # and the Slow frames are every alpha-th Fast frame (linspace would move them).
+        "slowfast_alpha2": ("SlowFast, alpha 2 (Fast 8x5)", slowfast,
+                            ["model.alpha=2", "data.num_frames=8", "data.sampling_rate=5",
+                             "model.slow_frames=stride"]),
+        "slowfast_alpha10": ("SlowFast, alpha 10 (Fast 40x1)", slowfast,
+                             ["model.alpha=10", "data.num_frames=40", "data.sampling_rate=1",
+                              "model.slow_frames=stride"]),
     }
 
 
@@ -102,6 +91,7 @@ def run_one(
         "overrides": overrides,
         "train_seconds": train_s,
         "per_class": {str(k): v for k, v in per_class.items()},
+        "seed": cfg.train.seed,
         "map": group_mean_ap(per_class, groups),
         **model_costs(cfg),
     }
@@ -141,6 +131,32 @@ def summarise(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def claim_check(runs: dict[str, list[dict]], slowfast: str, slow: str) -> str:
+    """The paper's claim on this benchmark, checked seed by seed: SlowFast beats Slow-only on
+    the fast-motion classes in every seed, by a mean margin larger than twice the larger of
+    the two models' standard deviations, and is not worse on the appearance classes."""
+    if slowfast not in runs or slow not in runs:
+        return ""
+    pairs = [(a, b) for a in runs[slowfast] for b in runs[slow] if a["seed"] == b["seed"]]
+    if len(pairs) < 2:
+        return ""
+    margins = [a["map"]["fast_motion"] - b["map"]["fast_motion"] for a, b in pairs]
+    _, sd_a = _mean_std([a["map"]["fast_motion"] for a, _ in pairs])
+    _, sd_b = _mean_std([b["map"]["fast_motion"] for _, b in pairs])
+    look_a, _ = _mean_std([a["map"]["appearance"] for a, _ in pairs])
+    look_b, _ = _mean_std([b["map"]["appearance"] for _, b in pairs])
+    mean = statistics.fmean(margins)
+    every = all(m > 0 for m in margins)
+    twice = mean > 2 * max(sd_a, sd_b)
+    return (
+        f"Claim check over {len(pairs)} seeds: fast-motion margin per seed "
+        f"{', '.join(f'{m:+.3f}' for m in margins)}; SlowFast ahead in every seed: "
+        f"{'yes' if every else 'no'}; mean margin {mean:+.3f} vs 2 x larger std "
+        f"{2 * max(sd_a, sd_b):.3f}: {'yes' if twice else 'no'}; appearance {look_a:.3f} vs "
+        f"{look_b:.3f}: {'not worse' if look_a >= look_b else 'worse'}."
+    )
+
+
 def per_seed_table(runs: dict[str, list[dict]], seeds: list[int]) -> str:
     lines = ["| model | " + " | ".join(f"seed {s}: all / fast" for s in seeds) + " |"]
     lines.append("| --- |" + " --- |" * len(seeds))
@@ -173,8 +189,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--out", type=Path, default=Path("output/synthetic_benchmark"))
     parser.add_argument("--models", nargs="+", default=["slow", "slowfast"],
-                        help="which models (default: slow slowfast); also slowfast_beta4, "
-                             "slowfast_beta2, slowfast_sample, slowfast_ttoc. Runs of several "
+                        help="which models (default: slow slowfast); also fast, slowfast_beta4, "
+                             "slowfast_beta2, slowfast_sample, slowfast_ttoc, slowfast_alpha2, "
+                             "slowfast_alpha10. Runs of several "
                              "invocations with the same --out are shared (each is cached)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for every run, e.g. solver.max_epoch=6")
@@ -203,18 +220,20 @@ def main(argv: Optional[list[str]] = None) -> int:
             record = run_one(
                 name, config, [*args.overrides, *extra, f"train.seed={seed}"], out_dir, groups
             )
+            record.setdefault("seed", seed)
             print(f"   mAP {record['map']['all']:.3f}, fast-motion {record['map']['fast_motion']:.3f} "
                   f"({record['train_seconds']:.0f} s training)", flush=True)
             runs[name].append(record)
 
-    text = "\n\n".join([
+    text = "\n\n".join(part for part in [
         f"Dataset: preset `{args.preset}`, data seed {args.data_seed}; training seeds {args.seeds}; "
         f"overrides {args.overrides or 'none'}. Groups: fast motion {groups['fast_motion']}, slow "
         f"motion {groups['slow_motion']}, appearance {groups['appearance']}.",
         summarise(runs),
+        claim_check(runs, model_variants(root)["slowfast"][0], model_variants(root)["slow"][0]),
         per_seed_table(runs, args.seeds),
         per_class_table(runs, meta),
-    ])
+    ] if part)
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
