@@ -93,6 +93,7 @@ def run_one(
         "per_class": {str(k): v for k, v in per_class.items()},
         "seed": cfg.train.seed,
         "map": group_mean_ap(per_class, groups),
+        "fast_stem": fast_stem_trace(out_dir),
         **model_costs(cfg),
     }
     from avadet.io import atomic_write
@@ -100,6 +101,50 @@ def run_one(
     with atomic_write(cached) as f:
         json.dump(record, f, indent=1)
     return record
+
+
+def fast_stem_trace(out_dir: Path) -> Optional[dict[str, float]]:
+    """How the Fast stem's filters moved in a finished run, from its per-epoch checkpoints:
+    their norm after the first epoch and at the end, the cosine between those two directions
+    (1.0: frozen after epoch 1), and the share of the final filters' energy that varies over
+    time (a filter that only sums frames is blind to motion; a random one has 0.8). None when
+    the run has no Fast pathway or no checkpoints."""
+    import torch
+
+    paths = sorted((out_dir / "checkpoints").glob("checkpoint_iter_*.pt"))
+    if len(paths) < 2:
+        return None
+
+    def stem(path: Path):
+        state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+        w = state.get("backbone.fast_stem.conv.weight")
+        return None if w is None else w.double()
+
+    first, last = stem(paths[0]), stem(paths[-1])
+    if first is None:
+        return None
+    cos = float((first.flatten() @ last.flatten()) / (first.norm() * last.norm()))
+    varying = last - last.mean(dim=2, keepdim=True)  # (C_out, 3, T, 7, 7): T is dim 2
+    return {
+        "norm_epoch1": float(first.norm()),
+        "norm_end": float(last.norm()),
+        "cos_epoch1_end": cos,
+        "temporal_energy_end": float((varying ** 2).sum() / (last ** 2).sum()),
+    }
+
+
+def stem_table(runs: dict[str, list[dict]]) -> str:
+    rows = [(name, r) for name, records in runs.items() for r in records if r.get("fast_stem")]
+    if not rows:
+        return ""
+    lines = ["| model | seed | Fast stem norm, epoch 1 -> end | cos(epoch 1, end) "
+             "| time-varying energy at end | fast-motion AP |", "| --- | ---: | --- | ---: | ---: | ---: |"]
+    for name, r in rows:
+        t = r["fast_stem"]
+        lines.append(f"| {name} | {r.get('seed', '?')} | {t['norm_epoch1']:.2f} -> {t['norm_end']:.2f} "
+                     f"| {t['cos_epoch1_end']:.3f} | {t['temporal_energy_end']:.2f} "
+                     f"| {r['map']['fast_motion']:.3f} |")
+    return "\n".join(lines)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -221,6 +266,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 name, config, [*args.overrides, *extra, f"train.seed={seed}"], out_dir, groups
             )
             record.setdefault("seed", seed)
+            if "fast_stem" not in record:  # also for runs cached before it was recorded
+                record["fast_stem"] = fast_stem_trace(out_dir)
             print(f"   mAP {record['map']['all']:.3f}, fast-motion {record['map']['fast_motion']:.3f} "
                   f"({record['train_seconds']:.0f} s training)", flush=True)
             runs[name].append(record)
@@ -233,6 +280,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         claim_check(runs, model_variants(root)["slowfast"][0], model_variants(root)["slow"][0]),
         per_seed_table(runs, args.seeds),
         per_class_table(runs, meta),
+        stem_table(runs),
     ] if part)
     print(text)
     if args.markdown:
