@@ -32,7 +32,7 @@ from avadet.api.demo_analysis import (
 )
 
 DEFAULT_OUT = "avadet_output/demo"
-# The cpu preset with its own schedule (24 epochs): about 6 minutes in all on 2 cores, the
+# The cpu preset with its own schedule (24 epochs): 8.4 minutes in all on 2 idle cores (README), the
 # same training as the synthetic benchmark (docs/synthetic_benchmark.md).
 DEMO_PRESET = "cpu"
 MODELS = (("slowfast", "config.yaml", "SlowFast"), ("slow", "config_slow.yaml", "Slow-only"))
