@@ -34,6 +34,7 @@ _EXPORTS = {
     "OutputDirInUse": "avadet.api.training",
     "RunFolderLocked": "avadet.api.training",
     "TrainingInterrupted": "avadet.api.training",
+    "request_stop": "avadet.api.training",
     "test": "avadet.api.training",
     "train": "avadet.api.training",
     "Config": "avadet.config",

@@ -13,6 +13,7 @@ from avadet.engine import (
     TestResult,
     TrainingInterrupted,
     TrainResult,
+    request_stop,
 )
 from avadet.engine import test as engine_test
 from avadet.engine import train as engine_train
@@ -22,7 +23,7 @@ from avadet.errors import ConfigError
 PathLike = Union[str, Path]
 
 __all__ = ["EVAL_LOGGER", "OutputDirInUse", "RunFolderLocked", "TestResult", "TrainResult",
-           "TrainingInterrupted", "test", "train"]
+           "TrainingInterrupted", "request_stop", "test", "train"]
 
 
 def train(config: ConfigLike, overrides: Sequence[str] = (), *, resume: bool = True,

@@ -141,16 +141,27 @@ def _evaluations_on_console(name: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (a scheduler's or torchrun's stop) ends the run like Ctrl-C: a clean exit with
-    the resume hint, instead of a silent death."""
+    the resume hint, instead of a silent death. The first SIGTERM asks the training loop to
+    stop after its current step (a KeyboardInterrupt raised in the handler itself could land
+    in a finaliser, where Python drops it, and the run went on); a second one interrupts at
+    once."""
+    from avadet import api
+
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
+    asked = threading.Event()
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        api.request_stop()
 
+    api.request_stop(False)
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        api.request_stop(False)

@@ -41,10 +41,12 @@ from avadet.engine.trainer import (
     TrainingDiverged,
     TrainingInterrupted,
     TrainResult,
+    request_stop,
     train,
 )
 
 __all__ = [
+    "request_stop",
     "EVAL_LOGGER",
     "OutputDirInUse",
     "RunFolderLocked",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -64,13 +65,28 @@ from avadet.io import atomic_write
 from avadet.io.atomic import DiskFull, disk_full
 
 __all__ = ["OutputDirInUse", "RunFolderLocked", "TrainResult", "TrainingDiverged",
-           "TrainingInterrupted", "run_loop", "train"]
+           "TrainingInterrupted", "request_stop", "run_loop", "train"]
 
 # tqdm's monitor thread would be running when the DataLoader forks its workers; forking a
 # process with live threads can deadlock the child (CPython's after-fork hooks).
 tqdm.monitor_interval = 0
 
 logger = logging.getLogger(__name__)
+
+# Set by request_stop (a signal handler): the loop stops at its next safe point.
+_STOP = threading.Event()
+
+
+def request_stop(stop: bool = True) -> None:
+    """Ask the running training to stop as Ctrl-C stops it (TrainingInterrupted, with the
+    command that resumes it), after the current step and its due actions; ``False`` withdraws
+    the request. Safe to call from a signal handler: a KeyboardInterrupt raised inside one lands
+    wherever the main thread happens to be, and one that lands in a finaliser (a DataLoader's,
+    a tensor's) is printed and dropped by Python, so the run went on training."""
+    if stop:
+        _STOP.set()
+    else:
+        _STOP.clear()
 
 StepFn = Callable[[TrainState, Any], float]
 
@@ -272,7 +288,8 @@ def _eval_cut_short(cfg: Config, state: TrainState, metrics: MetricsLog) -> bool
 def run_loop(state: TrainState, actions: Sequence[Action], *, step: StepFn = train_step) -> None:
     """Train until ``state.total_iters``: epoch by epoch from ``state.iteration`` (the seed
     plan's order, skipping what an interrupted epoch consumed), each batch one ``step`` and
-    then every action that is due, in list order."""
+    then every action that is due, in list order; a :func:`request_stop` ends it after them
+    (KeyboardInterrupt)."""
     state.window.reset()
     while not state.finished:
         epoch, start = divmod(state.iteration, state.iters_per_epoch)
@@ -286,6 +303,8 @@ def run_loop(state: TrainState, actions: Sequence[Action], *, step: StepFn = tra
             for action in actions:
                 if action.due(state):
                     action.run(state)
+            if _STOP.is_set():
+                raise KeyboardInterrupt
             if state.finished:
                 break
 

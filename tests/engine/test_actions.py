@@ -200,3 +200,37 @@ def test_run_loop_runs_each_due_action_after_each_step(make_state):
     state.iteration, state.total_iters = 5, 6
     run_loop(state, [record], step=counting_step)
     assert state.sampler.epoch == 2 and state.sampler.start == 1 and record.runs[-1] == (6, 2)
+
+
+def test_a_requested_stop_ends_the_loop_after_the_step_and_its_actions(make_state):
+    # What SIGTERM does (avadet train): the loop stops at a safe point, never inside a step,
+    # a checkpoint or a finaliser; the request is withdrawn for the next run.
+    from avadet.engine import request_stop
+
+    _, state = make_state()
+    state.total_iters = 5
+    done: list[str] = []
+
+    def step(state, batch) -> float:
+        done.append(f"step {state.iteration}")
+        state.iteration += 1
+        if state.iteration == 2:
+            request_stop()  # arrives during the second step
+        return 0.0
+
+    class Save:
+        def due(self, state) -> bool:
+            return True
+
+        def run(self, state) -> None:
+            done.append(f"save {state.iteration}")
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_loop(state, [Save()], step=step)
+    finally:
+        request_stop(False)
+    assert done == ["step 0", "save 1", "step 1", "save 2"]
+    state.total_iters = 3
+    run_loop(state, [Save()], step=step)  # withdrawn: the next run trains to its end
+    assert state.iteration == 3
