@@ -79,7 +79,7 @@ def run_demo(
 
     table = side_by_side(results, groups)
     groups_ap = {t: group_mean_ap(r.per_class, groups) for t, r in results.items()}
-    (first, _), (second, _) = ((t, c) for t, c in costs.items())
+    first, second = costs  # SlowFast, Slow-only: the order of MODELS
     said = verdict(groups_ap, first, second,
                    cost_ratio=costs[first]["gflops"] / costs[second]["gflops"],
                    fast_share=costs[first].get("fast_share"))
