@@ -32,8 +32,8 @@ from avadet.api.demo_analysis import (
 )
 
 DEFAULT_OUT = "avadet_output/demo"
-# The cpu preset with its own schedule (24 epochs): 8.4 minutes in all on 2 idle cores (README), the
-# same training as the synthetic benchmark (docs/synthetic_benchmark.md).
+# The cpu preset with its own schedule (24 epochs): 8.4 minutes in all on 2 idle cores
+# (README), the same training as the synthetic benchmark (docs/synthetic_benchmark.md).
 DEMO_PRESET = "cpu"
 MODELS = (("slowfast", "config.yaml", "SlowFast"), ("slow", "config_slow.yaml", "Slow-only"))
 
@@ -49,10 +49,10 @@ def run_demo(
     say: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns ``{"results": {title: EvalResult}, "table": str,
-    "comparison": str, "verdict": str, "files": {what: Path}, "seconds": float, "cpu_seconds":
-    float, "load_average_before": (1, 5, 15 min) or None}``: the
-    per-class table, the per-group table and a one-line verdict computed from them. ``say``
-    hears one line per step."""
+    "comparison": str, "verdict": str, "files": {what: Path}, "seconds": float,
+    "cpu_seconds": float, "load_average_before": (1, 5, 15 min) or None}``: the per-class
+    table, the per-group table and a one-line verdict computed from them. ``say`` hears one
+    line per step."""
     # Imported here, not at the top: `avadet demo --help` should not load the generator.
     from avadet.io import atomic_write
     from avadet.synthetic import load_meta, make_synthetic
@@ -98,7 +98,6 @@ def run_demo(
     return {"results": results, "table": table, "comparison": group_comparison(groups_ap, first, second),
             "verdict": said, "files": files, "seconds": summary["seconds"],
             "cpu_seconds": summary["cpu_seconds"], "load_average_before": load_before}
-
 
 
 def _train_and_test(out: Path, config_path: Path, arch: str, title: str, step: int, *,
