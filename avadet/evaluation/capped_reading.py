@@ -36,6 +36,21 @@ _STAMP_SPAN = 2**32
 _STAMP_OFFSET = 2**31
 
 
+def _positions(known: pd.Index, values: np.ndarray, *, dtype) -> tuple[np.ndarray, pd.Index]:
+    """``(N,)`` int64 position of each value in ``known``, and ``known`` grown by the values
+    it lacked (in order of first appearance). Equal values come in runs (a file lists a
+    keyframe's or a video's rows together), so one lookup per run."""
+    starts = _run_starts(values)
+    heads = values[starts]
+    index = known.get_indexer(heads)
+    unknown = index < 0
+    if unknown.any():
+        extra, uniques = pd.factorize(heads[unknown])
+        index[unknown] = extra + len(known)
+        known = known.append(pd.Index(uniques, dtype=dtype))
+    return np.repeat(index.astype(np.int64), np.diff(np.r_[starts, len(values)])), known
+
+
 class _Keyframes:
     """Dense ids for keyframes ``(video_id, timestamp)`` in order of first appearance."""
 
@@ -46,29 +61,15 @@ class _Keyframes:
     def video_index(self, video_ids: np.ndarray) -> np.ndarray:
         """``(N,)`` int64 index of each video id (``(N,)`` object; new ids are added)."""
         # Files list a video's rows together: look up one id per run of equal ids.
-        starts = _run_starts(video_ids)
-        heads = video_ids[starts]
-        index = self.videos.get_indexer(heads)
-        unknown = index < 0
-        if unknown.any():
-            extra, uniques = pd.factorize(heads[unknown])
-            index[unknown] = extra + len(self.videos)
-            self.videos = self.videos.append(pd.Index(uniques, dtype=object))
-        return np.repeat(index.astype(np.int64), np.diff(np.r_[starts, len(video_ids)]))
+        index, self.videos = _positions(self.videos, video_ids, dtype=object)
+        return index
 
     def dense(self, video: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """``(N,)`` int64 dense keyframe id of each ``(video index, timestamp)`` (new
         keyframes are added)."""
         codes = video * _STAMP_SPAN + (stamps + _STAMP_OFFSET)
-        starts = _run_starts(codes)
-        heads = codes[starts]
-        index = self.codes.get_indexer(heads)
-        unknown = index < 0
-        if unknown.any():
-            extra, uniques = pd.factorize(heads[unknown])
-            index[unknown] = extra + len(self.codes)
-            self.codes = self.codes.append(pd.Index(uniques, dtype=np.int64))
-        return np.repeat(index.astype(np.int64), np.diff(np.r_[starts, len(codes)]))
+        index, self.codes = _positions(self.codes, codes, dtype=np.int64)
+        return index
 
     def split(self, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(video index, timestamp)`` int64 arrays of dense keyframe ids."""
