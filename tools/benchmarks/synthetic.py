@@ -35,14 +35,6 @@ if str(REPO) not in sys.path:
 from avadet.api.demo_analysis import CLASS_GROUPS  # noqa: E402
 
 
-def model_costs(cfg: Any) -> dict[str, float]:
-    """GFLOPs (convolution multiply-adds) of one test clip with 3 boxes, the parameter
-    count, and for SlowFast the Fast pathway's and the laterals' shares."""
-    from avadet.engine import clip_cost_of
-
-    return clip_cost_of(cfg)
-
-
 def model_variants(root: Path) -> dict[str, tuple[str, Path, list[str]]]:
     """key -> (table name, config, overrides). Every SlowFast variant keeps the Slow pathway
     of ``slow`` (4 frames, tau = 10, the same width), so differences come from the Fast
@@ -73,7 +65,7 @@ def run_one(
     """Train and test one model; the result is cached in ``out_dir/result.json``."""
     from avadet.api.demo_analysis import group_mean_ap
     from avadet.config import load_config
-    from avadet.engine import test, train
+    from avadet.engine import clip_cost_of, test, train
 
     cached = out_dir / "result.json"
     if cached.is_file():
@@ -94,7 +86,7 @@ def run_one(
         "seed": cfg.train.seed,
         "map": group_mean_ap(per_class, groups),
         "fast_stem": fast_stem_trace(out_dir),
-        **model_costs(cfg),
+        **clip_cost_of(cfg),
     }
     from avadet.io import atomic_write
 
