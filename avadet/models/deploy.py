@@ -9,6 +9,9 @@
   less per convolution;
 - weights and input clips in the channels-last 3D memory format, which oneDNN's direct
   convolutions run fastest (docs/benchmarks.md, "Models");
+- on a CPU in fp32, each convolution run by oneDNN directly with its ReLU, and a bottleneck's
+  residual add, fused into it (:mod:`avadet.models.onednn`): at batch 1 PyTorch would send
+  the Fast pathway's thin convolutions to a slow reference kernel;
 - ``torch.inference_mode`` around the forward pass;
 - optionally bfloat16 autocast, only when asked for and only on a CPU with native bf16 dot
   products (``avx512_bf16`` or AMX): the scores then move by ~5e-3 (docs/benchmarks.md).
@@ -29,6 +32,7 @@ from torch import nn
 
 from avadet.errors import ConfigError
 from avadet.models.heads import HeadOutput
+from avadet.models.onednn import fuse_for_onednn, onednn_available
 from avadet.models.resnet3d import Bottleneck, NonLocal, Stem
 from avadet.models.slowfast import Lateral
 
@@ -145,18 +149,20 @@ class DeployedModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, *, channels_last: bool,
-                 autocast_dtype: Optional[torch.dtype], torchscript: bool = False):
+                 autocast_dtype: Optional[torch.dtype], torchscript: bool = False,
+                 onednn: bool = False):
         super().__init__()
         self.model = model
         self.channels_last = channels_last
         self.autocast_dtype = autocast_dtype
         self.torchscript = torchscript
+        self.onednn = onednn
         self._frozen: dict[tuple, torch.jit.ScriptModule] = {}
 
     def extra_repr(self) -> str:
         precision = "fp32" if self.autocast_dtype is None else str(self.autocast_dtype)
         return (f"channels_last={self.channels_last}, precision={precision}, "
-                f"torchscript={self.torchscript}")
+                f"onednn={self.onednn}, torchscript={self.torchscript}")
 
     def _frozen_for(self, clip: torch.Tensor, boxes: torch.Tensor):
         key = (clip.shape[2], clip.dtype, clip.device)
@@ -213,6 +219,7 @@ def prepare_for_inference(
     dtype: Optional[torch.dtype] = None,
     copy_model: bool = True,
     torchscript: bool = False,
+    onednn: Optional[bool] = None,
 ) -> DeployedModel:
     """The deployment form of ``model`` (an :class:`~avadet.models.ActionModel`, on any
     device): a :class:`DeployedModel` whose fp32 scores equal the eval-mode model's within
@@ -225,6 +232,10 @@ def prepare_for_inference(
     was, training mode included. ``torchscript=True`` (fp32 only): each clip length's first
     call traces and freezes the model for oneDNN (:func:`freeze_for_onednn`; a few seconds),
     later calls run the frozen graph; list inputs and ``return_logits`` keep the eager path.
+    ``onednn`` (default: on for an fp32, BN-folded, channels-last model on a CPU whose torch has
+    the kernels): run the convolutions through oneDNN with ReLU and residual adds fused
+    (:func:`~avadet.models.onednn.fuse_for_onednn`; ``DeployedModel.model`` then holds
+    those modules, so ONNX export asks for ``onednn=False``).
     """
     if torchscript and dtype == torch.bfloat16:
         raise ConfigError("the TorchScript path is fp32 only")
@@ -235,6 +246,11 @@ def prepare_for_inference(
     if autocast_dtype is not None and device.type == "cpu" and not cpu_supports_bf16():
         raise ConfigError("bf16 inference needs a CPU with native bf16 (avx512_bf16 or AMX); "
                           "this one has neither: use fp32")
+    if onednn is None:
+        onednn = (autocast_dtype is None and fold_bn and channels_last and not torchscript
+                  and device.type == "cpu" and onednn_available())
+    elif onednn and not onednn_available():
+        raise ConfigError("this torch build has no oneDNN fused convolutions: onednn=False")
     if copy_model:
         model = copy.deepcopy(model)
     model.eval()
@@ -244,8 +260,11 @@ def prepare_for_inference(
         model = model.to(memory_format=torch.channels_last_3d)
     for p in model.parameters():
         p.requires_grad_(False)
+    if onednn:
+        fuse_for_onednn(model)
     return DeployedModel(model, channels_last=channels_last and not torchscript,
-                         autocast_dtype=autocast_dtype, torchscript=torchscript).eval()
+                         autocast_dtype=autocast_dtype, torchscript=torchscript,
+                         onednn=bool(onednn)).eval()
 
 
 def precision_dtype(precision: str) -> Optional[torch.dtype]:

@@ -59,7 +59,7 @@ def export_onnx(model: nn.Module, path: PathLike, *, frames: int, height: int, w
         raise AvadetError("ONNX export takes a model with the AVA (RoI) head")
     if opset < 16:
         raise AvadetError(f"opset {opset}: RoiAlign with aligned=True needs opset >= 16")
-    folded = prepare_for_inference(model, channels_last=False).model.cpu().float()
+    folded = prepare_for_inference(model, channels_last=False, onednn=False).model.cpu().float()
     clip = torch.zeros(1, 3, frames, height, width)
     boxes = _sample_boxes(height, width)
     path = Path(path)

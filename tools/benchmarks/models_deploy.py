@@ -34,6 +34,8 @@ PEAK_SHAPES = [
     ("res4 conv b 1x3x3 256->256", 256, 256, (1, 3, 3), (8, 16, 29)),
     ("res4 conv a 3x1x1 1024->256", 1024, 256, (3, 1, 1), (8, 16, 29)),
     ("res4 conv c 1x1x1 256->1024", 256, 1024, (1, 1, 1), (8, 16, 29)),
+    ("res5 conv a 3x1x1 2048->512", 2048, 512, (3, 1, 1), (8, 16, 29)),
+    ("res5 conv b 1x3x3 512->512 (8x16x29)", 512, 512, (1, 3, 3), (8, 16, 29)),
 ]
 
 
@@ -153,6 +155,8 @@ def _suite_one(arch: str, args: argparse.Namespace, peak: float, bf16: bool,
     runners["avadet eager"] = run_eager
     deployed = prepare_for_inference(ours)
     runners["avadet deploy (test/detect path)"] = lambda d=deployed: d(clip, boxes)
+    unfused = prepare_for_inference(ours, onednn=False)
+    runners["avadet deploy without oneDNN fusion (before)"] = lambda d=unfused: d(clip, boxes)
     if bf16:
         deployed_bf16 = prepare_for_inference(ours, dtype=torch.bfloat16)
         runners["avadet deploy + bf16"] = lambda d=deployed_bf16: d(clip, boxes)
