@@ -10,7 +10,7 @@
 - weights and input clips in the channels-last 3D memory format, which oneDNN's direct
   convolutions run fastest (docs/benchmarks.md, "Models");
 - on a CPU in fp32, each convolution run by oneDNN directly with its ReLU, and a bottleneck's
-  residual add, fused into it (:mod:`avadet.models.onednn`): at batch 1 PyTorch would send
+  residual add, fused into it (:mod:`avadet.models.onednn`, :mod:`avadet.fusion`): at batch 1 PyTorch would send
   the Fast pathway's thin convolutions to a slow reference kernel;
 - ``torch.inference_mode`` around the forward pass;
 - optionally bfloat16 autocast, only when asked for and only on a CPU with native bf16 dot
@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from avadet.errors import ConfigError
+from avadet.fusion import fold_batch_norm, onednn_available
 from avadet.models.heads import HeadOutput
-from avadet.models.onednn import fuse_for_onednn, onednn_available
+from avadet.models.onednn import fuse_for_onednn
 from avadet.models.resnet3d import Bottleneck, NonLocal, Stem
 from avadet.models.slowfast import Lateral
 
@@ -46,26 +47,6 @@ _FOLDABLE: dict[type, tuple[tuple[str, str], ...]] = {
 }
 
 PRECISIONS = ("fp32", "bf16")
-
-
-def fold_batch_norm(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
-    """A Conv3d equal to ``bn(conv(x))`` with ``bn`` in eval mode (its running statistics).
-
-    Computed in float64, so the folded weights are the exact product rounded once.
-    """
-    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-    folded = nn.Conv3d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-        padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
-        padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype,
-    )
-    with torch.no_grad():
-        weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1, 1)
-        folded.weight.copy_(weight.to(conv.weight.dtype))
-        folded.bias.copy_((bn.bias.double() + (bias - bn.running_mean.double()) * scale)
-                          .to(conv.weight.dtype))
-    return folded
 
 
 def fold_batch_norms(model: nn.Module) -> int:

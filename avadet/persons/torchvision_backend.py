@@ -37,6 +37,13 @@ import torch
 from torch import nn
 
 from avadet.errors import AvadetError, CheckpointError, WeightsUnavailable
+from avadet.fusion import (
+    OneDnnConv,
+    fold_batch_norm,
+    is_batch_norm,
+    onednn_available,
+    replace_plain_convs,
+)
 from avadet.persons.base import BatchedPersonDetector, PersonBoxes, normalise_boxes
 
 COCO_PERSON = 1
@@ -185,6 +192,68 @@ def build_faster_rcnn(
     return model.eval()
 
 
+_FUSED_ACTIVATIONS = {nn.ReLU: "relu", nn.Hardswish: "hardswish"}
+
+
+class _FusedResNetBottleneck(nn.Module):
+    """torchvision's ResNet ``Bottleneck`` with its (frozen) BNs folded: conv 1 and 2 with
+    their ReLU fused, conv 3 with the residual add and the ReLU fused."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.conv1 = OneDnnConv(fold_batch_norm(block.conv1, block.bn1), activation="relu")
+        self.conv2 = OneDnnConv(fold_batch_norm(block.conv2, block.bn2), activation="relu")
+        self.conv3 = OneDnnConv(fold_batch_norm(block.conv3, block.bn3), activation="relu")
+        down = block.downsample
+        self.downsample = (OneDnnConv(fold_batch_norm(down[0], down[1]))
+                           if down is not None else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.downsample(x) if self.downsample is not None else x
+        return self.conv3(self.conv2(self.conv1(x)), identity)
+
+
+def _fusable_bottleneck(module: nn.Module) -> bool:
+    from torchvision.models.resnet import Bottleneck
+
+    if type(module) is not Bottleneck:
+        return False
+    down = module.downsample
+    return (all(is_batch_norm(getattr(module, f"bn{i}")) for i in (1, 2, 3))
+            and (down is None or (len(down) == 2 and isinstance(down[0], nn.Conv2d)
+                                  and is_batch_norm(down[1]))))
+
+
+def fuse_for_onednn(model: nn.Module) -> int:
+    """Rewrite, in place, a torchvision detector's convolutions for a CPU (:mod:`avadet.fusion`):
+    ResNet bottlenecks with their BNs folded and the ReLUs and residual add fused; the ResNet
+    stem (``conv1``, ``bn1``, ``relu``) and every ``Conv2dNormActivation`` (conv, BN, ReLU or
+    Hardswish: MobileNetV3) folded with the activation fused; every other convolution (FPN,
+    RPN head, squeeze-excitation) through oneDNN unfused. Returns how many convolutions."""
+    count = 0
+    for parent in list(model.modules()):
+        children = dict(parent.named_children())
+        if (isinstance(children.get("conv1"), nn.Conv2d) and is_batch_norm(children.get("bn1"))
+                and isinstance(children.get("relu"), nn.ReLU) and "layer1" in children):
+            # a ResNet body: conv1 -> bn1 -> relu -> maxpool -> layer1...
+            parent.conv1 = OneDnnConv(fold_batch_norm(parent.conv1, parent.bn1), activation="relu")
+            parent.bn1, parent.relu = nn.Identity(), nn.Identity()
+            count += 1
+        for name, child in children.items():
+            if _fusable_bottleneck(child):
+                setattr(parent, name, _FusedResNetBottleneck(child))
+                count += 3 + (child.downsample is not None)
+            elif (isinstance(child, nn.Sequential) and 2 <= len(child) <= 3
+                    and type(child[0]) is nn.Conv2d and is_batch_norm(child[1])
+                    and (len(child) == 2 or type(child[2]) in _FUSED_ACTIVATIONS)):
+                activation = "none" if len(child) == 2 else _FUSED_ACTIVATIONS[type(child[2])]
+                child[0] = OneDnnConv(fold_batch_norm(child[0], child[1]), activation=activation)
+                for k in range(1, len(child)):
+                    child[k] = nn.Identity()
+                count += 1
+    return count + replace_plain_convs(model)
+
+
 class TorchvisionPersonDetector(BatchedPersonDetector):
     """Person boxes from a torchvision detection model, ``batch_size`` frames per forward pass.
 
@@ -196,6 +265,10 @@ class TorchvisionPersonDetector(BatchedPersonDetector):
             with detectron2's detector; torchvision's scores run a little lower).
         person_label: the label id of "person" in the model's classes (COCO: 1).
         device: where the model runs.
+        onednn: rewrite the model's convolutions for a CPU (:func:`fuse_for_onednn`: BNs
+            folded, oneDNN with ReLU/Hardswish and residual adds fused; boxes equal to the
+            unfused model's up to float rounding). Default: on for the models built here on
+            a CPU whose torch has the kernels; a ``model`` handed in is left as it is.
     """
 
     def __init__(
@@ -211,7 +284,9 @@ class TorchvisionPersonDetector(BatchedPersonDetector):
         batch_size: int = 4,
         device: Union[str, torch.device] = "cpu",
         arch: str = DEFAULT_MODEL,
+        onednn: Optional[bool] = None,
     ):
+        own_model = model is None
         if model is None:
             model = build_faster_rcnn(
                 weights=weights, weights_path=weights_path, min_size=min_size, max_size=max_size,
@@ -224,6 +299,13 @@ class TorchvisionPersonDetector(BatchedPersonDetector):
             self._name = f"torchvision {type(model).__name__}"
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if onednn is None:  # our own models on a CPU; a model handed in is left as it is
+            onednn = own_model and self.device.type == "cpu" and onednn_available()
+        self.onednn = bool(onednn)
+        if self.onednn:
+            with torch.no_grad():
+                fuse_for_onednn(self.model)
+            self.model = self.model.to(memory_format=torch.channels_last)
         # torchvision keeps boxes above 0.05 by default; ours may be lower.
         roi_heads = getattr(self.model, "roi_heads", None)
         if roi_heads is not None and hasattr(roi_heads, "score_thresh"):

@@ -10,15 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from avadet.errors import ConfigError
+from avadet.fusion import OneDnnConv, fold_batch_norm, onednn_available
 from avadet.models import PUBLISHED_MODELS
-from avadet.models.deploy import fold_batch_norm, prepare_for_inference
+from avadet.models.deploy import prepare_for_inference
 from avadet.models.heads import _mean_over_time
-from avadet.models.onednn import (
-    FusedBottleneck,
-    OneDnnConv3d,
-    fuse_for_onednn,
-    onednn_available,
-)
+from avadet.models.onednn import FusedBottleneck, fuse_for_onednn
 from avadet.models.resnet3d import Bottleneck
 from tests.models.conftest import randomize_weights
 from tests.models.test_deploy import ARCHITECTURES
@@ -78,11 +74,11 @@ def test_fused_conv_equals_conv_add_relu(dtype):
         plain = conv(x)
         residual = torch.randn_like(plain)
         tol = 1e-5 if dtype == torch.float32 else 1e-12
-        assert (OneDnnConv3d(conv, relu=False)(x) - plain).abs().max() <= tol
-        assert (OneDnnConv3d(conv, relu=True)(x) - plain.relu()).abs().max() <= tol
-        fused = OneDnnConv3d(conv, relu=True)(x, residual)
+        assert (OneDnnConv(conv)(x) - plain).abs().max() <= tol
+        assert (OneDnnConv(conv, activation="relu")(x) - plain.relu()).abs().max() <= tol
+        fused = OneDnnConv(conv, activation="relu")(x, residual)
         assert (fused - (plain + residual).relu()).abs().max() <= tol
-        assert (OneDnnConv3d(conv, relu=False)(x, residual) - (plain + residual)).abs().max() <= tol
+        assert (OneDnnConv(conv)(x, residual) - (plain + residual)).abs().max() <= tol
 
 
 @needs_onednn
@@ -90,7 +86,7 @@ def test_fused_conv_under_bf16_autocast_falls_back():
     conv = _conv(4, 4, 1)
     x = torch.randn(1, 4, 2, 6, 6)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        got = OneDnnConv3d(conv, relu=True)(x)
+        got = OneDnnConv(conv, activation="relu")(x)
         expected = F.relu(conv(x))
     assert got.dtype == expected.dtype == torch.bfloat16
     assert torch.equal(got, expected)
@@ -125,3 +121,31 @@ def test_mean_over_time_is_exact_on_channels_last():
     channels_last = x.contiguous(memory_format=torch.channels_last_3d)
     assert torch.equal(_mean_over_time(x), x.mean(dim=2))
     assert torch.allclose(_mean_over_time(channels_last), x.mean(dim=2), atol=1e-6, rtol=0)
+
+
+@needs_onednn
+def test_two_d_conv_with_hardswish_and_frozen_batch_norm():
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    torch.manual_seed(2)
+    conv = nn.Conv2d(6, 12, 3, stride=2, padding=1, groups=3, bias=False).eval()
+    bn = FrozenBatchNorm2d(12)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.0)
+        bn.bias.uniform_(-0.1, 0.1)
+        bn.running_mean.uniform_(-0.1, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 6, 17, 19)
+    with torch.inference_mode():
+        expected = F.hardswish(bn(conv(x)))
+        fused = OneDnnConv(fold_batch_norm(conv, bn), activation="hardswish")
+        assert (fused(x) - expected).abs().max().item() <= 1e-5
+
+
+def test_bad_wrapping_is_refused():
+    with pytest.raises(TypeError, match="Conv2d or Conv3d"):
+        OneDnnConv(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="zero padding"):
+        OneDnnConv(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"))
+    with pytest.raises(ValueError, match="activation"):
+        OneDnnConv(nn.Conv2d(2, 2, 1), activation="gelu")

@@ -4,10 +4,10 @@ decoding, person detection and the action model (and drawing + encoding the anno
 ``python tools/benchmark.py detect [--seconds 20] [--width 320 --height 240] [--threads 2]``
 
 ``python tools/benchmark.py detect --compare [--seconds 6] [--width 640 --height 360]
-[--rounds 2] [--batch 2]``: today's path against the new one (keyframes batched through the
-action model, the person detector in a thread of its own beside it, decoding in a thread),
-interleaved on the same clip with the full-size AVA SlowFast R50, with each person detector;
-see :func:`compare`.
+[--rounds 2] [--batch 2]``: the path of when issue #16 was filed against today's default (the
+action model's deployment form, the person detectors' oneDNN rewrite) and the faster
+detectors, interleaved on the same clip with the full-size AVA SlowFast R50; see
+:func:`compare`.
 
 The reference, measured in the same run, is a plain sequential decode of the same file to RGB
 (what any video tool pays before doing anything): each configuration is reported as seconds of
@@ -200,22 +200,31 @@ class _DetectorCostCsvBoxes:
         return self.detector.describe()
 
 
+def _today(walls: dict, detector_name: str):
+    """The reference walls of a row: today's path with the same detector, else with the
+    default detector as it ran then."""
+    return walls.get(("today", detector_name)) or walls.get(
+        ("today", "R50-FPN 800 (default), unfused"))
+
+
 def compare(args: argparse.Namespace) -> int:
-    """Today's ``avadet detect`` path (one keyframe per action-model forward, everything in
-    one thread) against the new one (``--batch`` keyframes per forward, the person detector in
-    a thread of its own with half of torch's threads, decoding in a thread), interleaved round
-    by round on one synthetic clip, full-size AVA SlowFast R50 (random weights), annotated
-    video written. Person detectors (random weights, CSV boxes handed on; see
-    ``_DetectorCostCsvBoxes``): R50-FPN at 800 (the default), R50-FPN at 400, MobileNetV3-Large
-    FPN (800), MobileNetV3-Large 320 FPN, and the CSV boxes alone. Each row: seconds of video
-    per second, its ratio to today's path with the same detector in the same round, and the
-    time per stage (persons and actions overlap in the threaded path, so the stages add up to
-    more than the wall time)."""
+    """``avadet detect`` as it ran when issue #16 was filed ("today": the action model as
+    loaded, the R50-FPN unfused) against its default now (the action model's deployment form,
+    the detectors' oneDNN rewrite), interleaved round by round on one synthetic clip with the
+    full-size AVA SlowFast R50 (random weights), annotated video written, one keyframe per
+    action-model forward, one thread of work. Person detectors (random weights, CSV boxes
+    handed on; see ``_DetectorCostCsvBoxes``): R50-FPN at 800 (the default), R50-FPN at 400,
+    MobileNetV3-Large FPN (800), MobileNetV3-Large 320 FPN, and the CSV boxes alone; plus
+    the batched and threaded path tried before. Each row: seconds of video per second, its
+    ratio to today's path with the same detector in the same round (else today's default),
+    and the time per stage (persons and actions overlap in the threaded path, so the stages
+    add up to more than the wall time)."""
     import os
 
     from avadet.config import load_config
     from avadet.detect import ClipDetector, ClipSettings
     from avadet.engine import class_ids_of
+    from avadet.engine.inference import inference_model
     from avadet.io import read_person_boxes
     from avadet.models import build_model
     from avadet.persons import CsvPersonBoxes
@@ -240,39 +249,41 @@ def compare(args: argparse.Namespace) -> int:
     settings = ClipSettings.from_config(mcfg)
     csv = _EveryKeyframeBoxes(CsvPersonBoxes(boxes_csv, min_score=0.8))
 
-    def frcnn(arch: str, size=None):
+    def frcnn(arch: str, size=None, onednn=True):
         torch.manual_seed(0)
         det = TorchvisionPersonDetector(weights=None, arch=arch, min_size=size,
-                                        score_threshold=0.5)
+                                        score_threshold=0.5, onednn=onednn)
         return _DetectorCostCsvBoxes(det, csv)
 
+    # Detectors as `avadet detect` builds them on a CPU now (BNs folded, oneDNN-fused
+    # convolutions), and the default one as it ran when issue #16 was filed ("unfused").
     detectors = {
         "R50-FPN 800 (default)": frcnn("r50_fpn"),
+        "R50-FPN 800 (default), unfused": frcnn("r50_fpn", onednn=False),
         "R50-FPN 400": frcnn("r50_fpn", 400),
         "MobileNetV3-L FPN 800": frcnn("mobilenet_v3_fpn"),
         "MobileNetV3-L 320 FPN": frcnn("mobilenet_v3_320"),
         "CSV boxes (no detector)": csv,
     }
+    # The action model as loaded ("eager", what `avadet detect` ran when #16 was filed) and
+    # its deployment form (`inference_model`: what it runs now on a CPU by default).
+    models = {"eager": model, "deploy": inference_model(model, "cpu")}
     k = args.batch
-    today = dict(batch_keyframes=1, persons_thread=False, decode_thread=False)
+    one = dict(batch_keyframes=1, persons_thread=False, decode_thread=False)
     new = dict(batch_keyframes=k, persons_thread=True, decode_thread=True)
-    # (name, detector, settings, today's row it is compared with)
+    # (path name, detector, runner settings, action model); "today" rows are the reference of
+    # the rows with the same detector (or of all, the default detector's).
     configs = [
-        ("today", "R50-FPN 800 (default)", today),
-        ("new", "R50-FPN 800 (default)", new),
-        ("persons thread only", "R50-FPN 800 (default)", dict(today, persons_thread=True)),
-        (f"batch {k} only", "R50-FPN 800 (default)", dict(today, batch_keyframes=k)),
-        ("new", "R50-FPN 400", new),
-        ("new", "MobileNetV3-L FPN 800", new),
-        ("new", "MobileNetV3-L 320 FPN", new),
-        ("today", "CSV boxes (no detector)", today),
-        (f"batch {k}", "CSV boxes (no detector)", dict(today, batch_keyframes=k)),
-        ("batch 4", "CSV boxes (no detector)", dict(today, batch_keyframes=4)),
-        ("new without decode thread", "R50-FPN 800 (default)", dict(new, decode_thread=False)),
-        # Today's settings with the faster detectors: the whole of torch's threads for each.
-        ("sequential", "R50-FPN 400", today),
-        ("sequential", "MobileNetV3-L FPN 800", today),
-        ("sequential", "MobileNetV3-L 320 FPN", today),
+        ("today", "R50-FPN 800 (default), unfused", one, "eager"),
+        ("default now", "R50-FPN 800 (default)", one, "deploy"),
+        ("default now", "R50-FPN 400", one, "deploy"),
+        ("default now", "MobileNetV3-L FPN 800", one, "deploy"),
+        ("default now", "MobileNetV3-L 320 FPN", one, "deploy"),
+        ("today", "CSV boxes (no detector)", one, "eager"),
+        ("default now", "CSV boxes (no detector)", one, "deploy"),
+        # What was tried before (docs/benchmarks.md): batching, the detector's thread.
+        (f"batch {k}, threads", "R50-FPN 800 (default)", new, "deploy"),
+        (f"batch {k}", "CSV boxes (no detector)", dict(one, batch_keyframes=k), "deploy"),
     ]
     if args.configs:
         wanted = [c.strip() for c in args.configs.split(",")]
@@ -281,15 +292,16 @@ def compare(args: argparse.Namespace) -> int:
     # Warm-up outside the timings: the first forward of each shape builds oneDNN primitives.
     import numpy as np
 
-    warm = ClipDetector(model, settings, class_ids, csv)
     h2 = settings.short_side or args.height
     w2 = round(args.width * h2 / args.height)
     clip = np.zeros((settings.num_frames, h2, w2, 3), np.uint8)
     box = np.array([[0.2, 0.2, 0.6, 0.9]], np.float32)
-    for n in sorted({speed["batch_keyframes"] for _, _, speed in configs}):
-        warm.score_batch([clip] * n, (h2, w2), [box] * n)
+    for action in {action for *_, action in configs}:
+        warm = ClipDetector(models[action], settings, class_ids, csv)
+        for n in sorted({speed["batch_keyframes"] for _, _, speed, _ in configs}):
+            warm.score_batch([clip] * n, (h2, w2), [box] * n)
     frame = np.zeros((args.height, args.width, 3), np.uint8)
-    for detector in {detectors[name] for _, name, _ in configs}:
+    for detector in {detectors[name] for _, name, *_ in configs}:
         if isinstance(detector, _DetectorCostCsvBoxes):
             detector.detector.detect([frame])
 
@@ -306,14 +318,14 @@ def compare(args: argparse.Namespace) -> int:
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
     walls: dict[tuple[str, str], list[float]] = {}
     for round_ in range(1, args.rounds + 1):
-        for name, detector_name, speed in configs:
-            runner = ClipDetector(model, settings, class_ids, detectors[detector_name], **speed)
+        for name, detector_name, speed, action in configs:
+            runner = ClipDetector(models[action], settings, class_ids, detectors[detector_name],
+                                  **speed)
             result = runner.run(video, timestamp_offset=900.0, annotated_path=tmp / "a.mp4",
                                 progress=False)
             t = result.timings
             walls.setdefault((name, detector_name), []).append(t["total"])
-            base = walls.get(("today", detector_name)) or walls.get(
-                ("today", "R50-FPN 800 (default)"))
+            base = _today(walls, detector_name)
             ratio = base[-1] / t["total"] if base else float("nan")
             print(f"| {round_} | {name} | {detector_name} | {n_seconds / t['total']:.3f} | "
                   f"{ratio:.2f}x | {t['total']:.1f} | {t['decode']:.2f} | {t['persons']:.1f} | "
@@ -324,7 +336,7 @@ def compare(args: argparse.Namespace) -> int:
     print("| path | person detector | video s / s | vs today | wall (s) |")
     print("| --- | --- | ---: | ---: | ---: |")
     for (name, detector_name), times in walls.items():
-        base = walls.get(("today", detector_name)) or walls.get(("today", "R50-FPN 800 (default)"))
+        base = _today(walls, detector_name)
         best = min(times)
         ratio = min(base) / best if base else float("nan")
         print(f"| {name} | {detector_name} | {n_seconds / best:.3f} | {ratio:.2f}x | {best:.1f} |")
