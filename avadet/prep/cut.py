@@ -11,6 +11,7 @@ complete, so a run can be stopped and started again: finished videos are skipped
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Optional, Union
@@ -40,6 +41,25 @@ def list_videos(folder: PathLike) -> list[Path]:
     return videos
 
 
+# PySlowFast's and MMAction2's published AVA models read 64-frame spans (32x2, 8x8, 4x16) that
+# start 32 frames before their keyframe.
+CLIP_LEAD_FRAMES = 32
+
+
+def clip_start_key_frames(fps: float, duration: float, lead_frames: int) -> list[int]:
+    """The frame numbers of a cut (frame 0 at its start, a whole second of the movie) where
+    the training clips of its keyframes start: ``floor(n * fps) - lead_frames`` for each whole
+    second ``n`` of the cut, the keyframe's centre frame as :func:`avadet.data.sampling.
+    keyframe_to_frame_index` computes it. A key frame there means a random clip read decodes
+    from its own first frame, with no frames before it to decode and throw away."""
+    out = []
+    for n in range(1, int(math.ceil(duration)) + 1):
+        k = int(math.floor(n * float(fps) + 1e-6)) - int(lead_frames)
+        if k > 0:
+            out.append(k)
+    return out
+
+
 def cut_video(
     src: PathLike,
     dst: PathLike,
@@ -50,6 +70,7 @@ def cut_video(
     preset: str = "veryfast",
     codec: Optional[str] = None,
     gop_seconds: Optional[float] = 1.0,
+    clip_lead_frames: Optional[int] = CLIP_LEAD_FRAMES,
 ) -> int:
     """Write ``[start, start + duration)`` of ``src`` to ``dst``; return the frame count.
 
@@ -59,13 +80,19 @@ def cut_video(
     for x264). Training reads clips at random keyframes straight from the video, and each read
     decodes from the previous key frame: one per second makes that as cheap as reading the
     JPEG frames (docs/benchmarks.md, "Training loader"), for ~1.5x the file size.
+    ``clip_lead_frames``: with a GOP, place those key frames where the training clips start,
+    this many frames before each whole second (:func:`clip_start_key_frames`; 32 for the
+    published models' 64-frame spans), so that a clip read decodes no frames before its own
+    first; None: key frames where the encoder puts them.
     """
     src, dst = Path(src), Path(dst)
     info = probe_video(src)
     width, height = info.width - info.width % 2, info.height - info.height % 2
     gop = max(1, round(gop_seconds * float(info.fps))) if gop_seconds else None
+    key_frames = (clip_start_key_frames(info.fps, duration, clip_lead_frames)
+                  if gop and clip_lead_frames is not None else None)
     writer = VideoWriter(dst, width=width, height=height, fps=info.fps, crf=crf, preset=preset,
-                         codec=codec, gop=gop)
+                         codec=codec, gop=gop, key_frames=key_frames)
     try:
         for _, frame in iter_resampled_frames(src, start=start, duration=duration):
             rgb = frame.to_ndarray(format="rgb24")[:height, :width]
@@ -93,6 +120,7 @@ def cut_videos(
     crf: int = 18,
     preset: str = "veryfast",
     gop_seconds: Optional[float] = 1.0,
+    clip_lead_frames: Optional[int] = CLIP_LEAD_FRAMES,
     progress: bool = True,
 ) -> dict[str, int]:
     """Cut every video of ``src_dir`` into ``dst_dir/<stem>.mp4``.
@@ -116,7 +144,8 @@ def cut_videos(
         started = time.perf_counter()
         try:
             results[video.stem] = cut_video(video, out, start=start, duration=duration, crf=crf,
-                                            preset=preset, gop_seconds=gop_seconds)
+                                            preset=preset, gop_seconds=gop_seconds,
+                                            clip_lead_frames=clip_lead_frames)
         except FormatError as exc:
             LOG.error("skipping %s", exc)
             failed.append(str(video))

@@ -13,10 +13,17 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import av
 import numpy as np
+
+try:  # PyAV >= 13: an IntEnum; before, the frame took the type's name
+    from av.video.frame import PictureType
+
+    _KEY_PICTURE = PictureType.I
+except ImportError:  # pragma: no cover - old PyAV
+    _KEY_PICTURE = "I"
 
 from avadet.errors import FormatError
 from avadet.io.atomic import publish_mode
@@ -47,7 +54,9 @@ class VideoWriter:
 
     Frames are ``(H, W, 3)`` uint8 RGB, or ``(N, H, W, 3)`` batches. ``H`` and ``W`` must be
     even (``yuv420p``). Frame ``k`` gets presentation time ``k / fps`` exactly. ``gop`` sets the
-    key-frame interval (encoder default when None).
+    key-frame interval (encoder default when None). ``key_frames``: frame numbers made key
+    frames (IDR) on purpose, e.g. where training clips start (:func:`clip_start_key_frames`);
+    ``gop`` then only bounds the distance between them.
     """
 
     def __init__(
@@ -61,6 +70,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         gop: Optional[int] = None,
+        key_frames: Optional[Iterable[int]] = None,
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"video size must be even for yuv420p, got {width}x{height}")
@@ -79,8 +89,11 @@ class VideoWriter:
         self._stream.time_base = 1 / rate
         self._stream.codec_context.time_base = 1 / rate
         self._stream.options = codec_options(self.codec, crf, preset)
+        self._key_frames = frozenset(int(k) for k in key_frames) if key_frames is not None else None
         if gop:  # a key frame every `gop` frames: short seeks for random clip access
-            self._stream.codec_context.gop_size = int(gop)
+            # With key frames chosen by the caller, x264 must not add its own one frame early
+            # (it counts its interval so that `gop` frames apart gets one at gop - 1).
+            self._stream.codec_context.gop_size = int(gop) + (1 if self._key_frames else 0)
         self._count = 0
         self._closed = False
 
@@ -97,6 +110,8 @@ class VideoWriter:
         for frame in frames:
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             video_frame.pts = self._count
+            if self._key_frames is not None and self._count in self._key_frames:
+                video_frame.pict_type = _KEY_PICTURE
             self._count += 1
             for packet in self._stream.encode(video_frame):
                 self._container.mux(packet)

@@ -38,7 +38,7 @@ def test_coded_video_roundtrip(tmp_path: Path) -> None:
 def test_cut_segment_keeps_rate_and_starts_at_start(tmp_path: Path, fps: int) -> None:
     src = make_video(tmp_path / "movie.mp4", 6 * fps, fps)
     out = tmp_path / "cut" / "movie.mp4"
-    count = cut_video(src, out, start=2, duration=3)
+    count = cut_video(src, out, start=2, duration=3, clip_lead_frames=None)
     assert count == 3 * fps
     assert probe_video(out).fps == fps
     # Frame 0 of the cut is the source frame at 2 s: the AVA cut's frame k shows start + k/fps.
@@ -48,6 +48,35 @@ def test_cut_segment_keeps_rate_and_starts_at_start(tmp_path: Path, fps: int) ->
     with av.open(str(out)) as container:
         keys = [i for i, p in enumerate(container.demux(video=0)) if p.size and p.is_keyframe]
     assert keys and max(np.diff([0, *keys, count])) <= fps
+
+
+def _key_frames(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sorted(round(p.pts * stream.time_base * stream.average_rate)
+                      for p in container.demux(stream) if p.size and p.is_keyframe)
+
+
+@pytest.mark.parametrize("fps", [30, 25])
+def test_key_frames_where_training_clips_start(tmp_path: Path, fps: int) -> None:
+    from avadet.data.sampling import keyframe_to_frame_index, sample_clip_indices
+    from avadet.prep.cut import clip_start_key_frames
+
+    src = make_video(tmp_path / "movie.mp4", 7 * fps, fps)
+    out = tmp_path / "cut.mp4"
+    count = cut_video(src, out, start=1, duration=6)  # default: 32 frames before each second
+    keys = _key_frames(out)
+    # (x264 may add key frames at scene cuts: this video changes wholesale every frame.)
+    assert clip_start_key_frames(fps, 6, 32) == [n * fps - 32 for n in range(2, 7)]
+    assert {0, *clip_start_key_frames(fps, 6, 32)} <= set(keys)
+    # Each whole second's 32x2 clip starts on a key frame: no frame before it is decoded.
+    for t in range(2, 6):
+        centre = keyframe_to_frame_index(t, fps=fps, segment_start=0)
+        first = int(sample_clip_indices(centre, num_frames=32, sampling_rate=2,
+                                        total_frames=count)[0])
+        assert first in keys, (t, first)
+    assert max(np.diff([*keys, count])) <= fps + 1
+    assert _indices(out) == list(range(fps, 7 * fps))  # the frames themselves are unchanged
 
 
 def test_cut_videos_skips_done_and_reports_bad(tmp_path: Path) -> None:

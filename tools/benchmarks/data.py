@@ -33,6 +33,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -81,11 +82,17 @@ def make_media(
     gop: int,
     preset: str = "medium",
     fps: int = 30,
+    clip_lead: Optional[int] = None,
 ) -> None:
-    """Write the synthetic set under ``root`` (videos/, frames/, annotations/)."""
+    """Write the synthetic set under ``root`` (videos/, frames/, annotations/). ``clip_lead``:
+    key frames where the 32x2 training clips start, as ``avadet cut-videos`` places them
+    (``avadet.prep.cut.clip_start_key_frames``); None: where x264 puts them."""
     import av
     import cv2
     import pandas as pd
+    from av.video.frame import PictureType
+
+    from avadet.prep.cut import clip_start_key_frames
 
     rng = np.random.default_rng(0)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
@@ -102,7 +109,10 @@ def make_media(
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = Fraction(1, fps)
-            stream.options = {"crf": "23", "g": str(gop), "preset": preset}
+            keys = (set(clip_start_key_frames(fps, seconds, clip_lead)) if clip_lead is not None
+                    else set())
+            # x264 puts its own key frame one frame early when the forced ones are gop apart.
+            stream.options = {"crf": "23", "g": str(gop + (1 if keys else 0)), "preset": preset}
             # One slice per frame, as the ffmpeg command line and avadet's cutter write: PyAV's
             # default (slice threading) makes x264 split frames into slices, which a decoder
             # with slice threads then decodes on two cores, unlike any real cut of AVA.
@@ -111,6 +121,8 @@ def make_media(
                 image = frame(k)
                 out = av.VideoFrame.from_ndarray(image, format="rgb24")
                 out.pts = k
+                if k in keys:
+                    out.pict_type = PictureType.I
                 for packet in stream.encode(out):
                     container.mux(packet)
             for packet in stream.encode():
@@ -397,6 +409,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--width", type=int, default=456, help="AVA at short side 256: 456x256")
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--gop", type=int, default=250, help="maximum key frame interval")
+    parser.add_argument("--clip-lead", type=int, default=None,
+                        help="key frames this many frames before each whole second, where the "
+                             "32x2 training clips start (avadet cut-videos' default: 32)")
     parser.add_argument("--clips", type=int, default=64, help="clips timed per measurement")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
@@ -441,6 +456,7 @@ def main(argv: list[str]) -> int:
                 height=args.height,
                 gop=args.gop,
                 preset=args.preset,
+                clip_lead=args.clip_lead,
             )
             print(f"generated {root} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             (root / "media.json").write_text(json.dumps(vars(args), default=str))
@@ -496,7 +512,9 @@ def main(argv: list[str]) -> int:
         load_end = Path("/proc/loadavg").read_text().split()[:3]
         print(
             f"\n{media['videos']} videos x {media['seconds']} s, {media['width']}x{media['height']}, "
-            f"30 fps, H.264 (libx264 {media['preset']}) CRF 23 GOP <= {media['gop']} "
+            f"30 fps, H.264 (libx264 {media['preset']}) CRF 23 GOP <= {media['gop']}"
+            + (f", key frames {media['clip_lead']} frames before each second (where clips "
+               "start)" if media.get("clip_lead") is not None else "") + " "
             f"(key frames every {facts['gop_mean']:.0f} frames on average, at most "
             f"{facts['gop_max']}; a random training clip decodes from a key frame "
             f"{facts['span_mean']:.0f} frames before its end on average) "
