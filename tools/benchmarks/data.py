@@ -83,6 +83,7 @@ def make_media(
     preset: str = "medium",
     fps: int = 30,
     clip_lead: Optional[int] = None,
+    x264_params: Optional[str] = None,
 ) -> None:
     """Write the synthetic set under ``root`` (videos/, frames/, annotations/). ``clip_lead``:
     key frames where the 32x2 training clips start, as ``avadet cut-videos`` places them
@@ -113,6 +114,8 @@ def make_media(
                     else set())
             # x264 puts its own key frame one frame early when the forced ones are gop apart.
             stream.options = {"crf": "23", "g": str(gop + (1 if keys else 0)), "preset": preset}
+            if x264_params:
+                stream.options = {**stream.options, "x264-params": x264_params}
             # One slice per frame, as the ffmpeg command line and avadet's cutter write: PyAV's
             # default (slice threading) makes x264 split frames into slices, which a decoder
             # with slice threads then decodes on two cores, unlike any real cut of AVA.
@@ -412,6 +415,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--clip-lead", type=int, default=None,
                         help="key frames this many frames before each whole second, where the "
                              "32x2 training clips start (avadet cut-videos' default: 32)")
+    parser.add_argument("--x264-params", default=None,
+                        help="extra x264 settings of the generated videos (e.g. avadet "
+                             "cut-videos' bframes=1:b-adapt=0:b-pyramid=none)")
     parser.add_argument("--clips", type=int, default=64, help="clips timed per measurement")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
@@ -457,6 +463,7 @@ def main(argv: list[str]) -> int:
                 gop=args.gop,
                 preset=args.preset,
                 clip_lead=args.clip_lead,
+                x264_params=args.x264_params,
             )
             print(f"generated {root} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             (root / "media.json").write_text(json.dumps(vars(args), default=str))
