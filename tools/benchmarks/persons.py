@@ -8,7 +8,8 @@ ground-truth persons at IoU 0.5 where COCO weights are at hand.
 
 - Speed: each detector on the same ``--frames`` keyframe centre frames of the val split,
   interleaved over ``--rounds`` rounds; seconds per keyframe and the R50-FPN 800's time over
-  each one's (best round). The cost does not depend on the weights' values, so random weights
+  each one's (best round). Each detector twice: as avadet builds it on a CPU (BNs folded,
+  oneDNN-fused convolutions, ``avadet.fusion``) and as torchvision's modules are ("unfused"). The cost does not depend on the weights' values, so random weights
   stand in where no COCO weights are given.
 - Recall: for each detector with COCO weights (``--weights r50_fpn=FILE``, or torchvision's own
   file in the torch hub cache), the boxes of every annotated val keyframe
@@ -53,32 +54,6 @@ def _recall(gt, found, threshold: float) -> tuple[float, float]:
             hit += int((pairwise_iou(boxes, det).max(1) >= 0.5).sum())
     n_keyframes = max(gt[key].drop_duplicates().shape[0], 1)
     return hit / max(total, 1), len(kept) / n_keyframes
-
-
-def _fold_frozen_bn(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold each FrozenBatchNorm2d of torchvision's ResNet backbone into the convolution
-    before it (``conv1/bn1``, ``convK/bnK``, ``downsample[0]/[1]``); tried for speed only."""
-    from torchvision.ops.misc import FrozenBatchNorm2d
-
-    def fold(conv, bn) -> None:
-        scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-        conv.weight.data.mul_(scale[:, None, None, None])
-        bias = bn.bias - bn.running_mean * scale
-        conv.bias = torch.nn.Parameter(bias if conv.bias is None else conv.bias * scale + bias)
-
-    for module in list(model.modules()):
-        for name in ("1", "2", "3", ""):
-            conv, bn = getattr(module, f"conv{name or 1}", None), getattr(module, f"bn{name or 1}",
-                                                                          None)
-            if isinstance(bn, FrozenBatchNorm2d):
-                fold(conv, bn)
-                setattr(module, f"bn{name or 1}", torch.nn.Identity())
-        down = getattr(module, "downsample", None)
-        if isinstance(down, torch.nn.Sequential) and len(down) == 2 and \
-                isinstance(down[1], FrozenBatchNorm2d):
-            fold(down[0], down[1])
-            down[1] = torch.nn.Identity()
-    return model
 
 
 def main(argv: list[str]) -> int:
@@ -147,30 +122,21 @@ def main(argv: list[str]) -> int:
         frames.append(source.read(vid, np.array([centre]))[0])
     h, w = frames[0].shape[:2]
 
+    # Each detector as avadet builds it on a CPU (BNs folded, oneDNN convolutions with the
+    # activations and residual adds fused: avadet.fusion) and as torchvision's modules are.
     detectors = {}
+    unfused = []
     for name, arch, size in choices:
-        torch.manual_seed(0)
-        path = weights_of(arch)
-        detectors[name] = TorchvisionPersonDetector(
-            weights=None if path is None else "default", weights_path=path, arch=arch,
-            min_size=size, score_threshold=min(THRESHOLDS))
-        detectors[name].detect(frames[:1])  # warm-up outside the timings
-    # Tried: the default detector with channels-last convolutions (same weights, boxes equal
-    # up to rounding); speed only.
-    torch.manual_seed(0)
-    cl_name = "R50-FPN 800, channels-last (tried)"
-    detectors[cl_name] = TorchvisionPersonDetector(
-        weights=None if weights_of("r50_fpn") is None else "default",
-        weights_path=weights_of("r50_fpn"), score_threshold=min(THRESHOLDS))
-    detectors[cl_name].model.to(memory_format=torch.channels_last)
-    detectors[cl_name].detect(frames[:1])
-    folded_name = "R50-FPN 800, BN folded + channels-last (tried)"
-    torch.manual_seed(0)
-    detectors[folded_name] = TorchvisionPersonDetector(
-        weights=None if weights_of("r50_fpn") is None else "default",
-        weights_path=weights_of("r50_fpn"), score_threshold=min(THRESHOLDS))
-    _fold_frozen_bn(detectors[folded_name].model).to(memory_format=torch.channels_last)
-    detectors[folded_name].detect(frames[:1])
+        for fused in (True, False):
+            label = name if fused else f"{name}, unfused"
+            torch.manual_seed(0)
+            path = weights_of(arch)
+            detectors[label] = TorchvisionPersonDetector(
+                weights=None if path is None else "default", weights_path=path, arch=arch,
+                min_size=size, score_threshold=min(THRESHOLDS), onednn=None if fused else False)
+            detectors[label].detect(frames[:1])  # warm-up outside the timings
+            if not fused:
+                unfused.append((label, arch, size))
 
     print(f"# Person detectors on {len(frames)} keyframes of {w}x{h} ({cfg_path}), CPU, "
           f"{args.threads} torch threads, torch {torch.__version__}, {args.rounds} interleaved "
@@ -185,7 +151,7 @@ def main(argv: list[str]) -> int:
     print("| detector | weights | parameters (M) | s per keyframe (best) | all rounds | "
           "speed vs R50-FPN 800 |")
     print("| --- | --- | ---: | ---: | --- | ---: |")
-    for name, arch, _ in choices + [(cl_name, "r50_fpn", None), (folded_name, "r50_fpn", None)]:
+    for name, arch, _ in choices + unfused:
         det = detectors[name]
         params = sum(p.numel() for p in det.model.parameters()) / 1e6
         got = weights_of(arch)
