@@ -103,6 +103,7 @@ class OneDnnConv(nn.Module):
         self.dilation = list(conv.dilation)
         self.groups = conv.groups
         self._plain = F.conv3d if isinstance(conv, nn.Conv3d) else F.conv2d
+        self._kernels = onednn_available()  # else every call takes the plain path
 
     def extra_repr(self) -> str:
         return (f"{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, "
@@ -110,7 +111,7 @@ class OneDnnConv(nn.Module):
                 f"activation={self.activation}")
 
     def _fused(self, x: torch.Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype == torch.float32
+        return (self._kernels and x.device.type == "cpu" and x.dtype == torch.float32
                 and self.weight.dtype == torch.float32 and not _cpu_autocast())
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -10,8 +10,8 @@
 - weights and input clips in the channels-last 3D memory format, which oneDNN's direct
   convolutions run fastest (docs/benchmarks.md, "Models");
 - on a CPU in fp32, each convolution run by oneDNN directly with its ReLU, and a bottleneck's
-  residual add, fused into it (:mod:`avadet.models.onednn`, :mod:`avadet.fusion`): at batch 1 PyTorch would send
-  the Fast pathway's thin convolutions to a slow reference kernel;
+  residual add, fused into it (:mod:`avadet.models.onednn`, :mod:`avadet.fusion`): at batch
+  1 PyTorch would send the Fast pathway's thin convolutions to a slow reference kernel;
 - ``torch.inference_mode`` around the forward pass;
 - optionally bfloat16 autocast, only when asked for and only on a CPU with native bf16 dot
   products (``avx512_bf16`` or AMX): the scores then move by ~5e-3 (docs/benchmarks.md).

@@ -301,6 +301,8 @@ class TorchvisionPersonDetector(BatchedPersonDetector):
         self.model = model.to(self.device).eval()
         if onednn is None:  # our own models on a CPU; a model handed in is left as it is
             onednn = own_model and self.device.type == "cpu" and onednn_available()
+        elif onednn and not onednn_available():
+            raise AvadetError("this torch build has no oneDNN fused convolutions: onednn=False")
         self.onednn = bool(onednn)
         if self.onednn:
             with torch.no_grad():

@@ -142,6 +142,16 @@ def test_two_d_conv_with_hardswish_and_frozen_batch_norm():
         assert (fused(x) - expected).abs().max().item() <= 1e-5
 
 
+def test_without_the_kernels_every_call_takes_the_plain_path(monkeypatch):
+    monkeypatch.setattr("avadet.fusion.onednn_available", lambda: False)
+    conv = _conv(4, 6, 3, padding=1)
+    x = torch.randn(1, 4, 3, 8, 8)
+    with torch.inference_mode():
+        fused = OneDnnConv(conv, activation="relu")
+        assert not fused._fused(x)
+        assert torch.equal(fused(x), F.relu(conv(x)))
+
+
 def test_bad_wrapping_is_refused():
     with pytest.raises(TypeError, match="Conv2d or Conv3d"):
         OneDnnConv(nn.Linear(2, 2))

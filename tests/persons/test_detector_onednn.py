@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from avadet.errors import AvadetError
 from avadet.fusion import OneDnnConv, onednn_available
 from avadet.persons.torchvision_backend import (
     DETECTOR_MODELS,
@@ -81,3 +82,10 @@ def test_on_by_default_for_own_models_only():
     det = TorchvisionPersonDetector(model=given)
     assert not det.onednn and not any(isinstance(m, OneDnnConv) for m in det.model.modules())
     assert set(DETECTOR_MODELS) >= {"r50_fpn", "mobilenet_v3_fpn", "mobilenet_v3_320"}
+
+
+def test_asking_for_onednn_without_the_kernels_is_refused(monkeypatch):
+    monkeypatch.setattr("avadet.persons.torchvision_backend.onednn_available", lambda: False)
+    with pytest.raises(AvadetError, match="oneDNN"):
+        TorchvisionPersonDetector(weights=None, arch="mobilenet_v3_320", onednn=True)
+    assert not TorchvisionPersonDetector(weights=None, arch="mobilenet_v3_320").onednn
