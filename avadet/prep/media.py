@@ -71,6 +71,7 @@ class VideoWriter:
         preset: str = "veryfast",
         gop: Optional[int] = None,
         key_frames: Optional[Iterable[int]] = None,
+        x264_params: Optional[str] = None,
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"video size must be even for yuv420p, got {width}x{height}")
@@ -88,7 +89,10 @@ class VideoWriter:
         self._stream.pix_fmt = "yuv420p"
         self._stream.time_base = 1 / rate
         self._stream.codec_context.time_base = 1 / rate
-        self._stream.options = codec_options(self.codec, crf, preset)
+        options = codec_options(self.codec, crf, preset)
+        if x264_params and self.codec == "libx264":
+            options["x264-params"] = x264_params
+        self._stream.options = options
         self._key_frames = frozenset(int(k) for k in key_frames) if key_frames is not None else None
         if gop:  # a key frame every `gop` frames: short seeks for random clip access
             # With key frames chosen by the caller, x264 must not add its own one frame early

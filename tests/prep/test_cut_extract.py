@@ -79,6 +79,16 @@ def test_key_frames_where_training_clips_start(tmp_path: Path, fps: int) -> None
     assert _indices(out) == list(range(fps, 7 * fps))  # the frames themselves are unchanged
 
 
+def test_cuts_use_cavlc_unless_asked_for_cabac(tmp_path: Path) -> None:
+    # x264 writes its settings into the stream (an SEI message): "cabac=0" is CAVLC.
+    src = make_video(tmp_path / "movie.mp4", 60, 30)
+    cut_video(src, tmp_path / "fast.mp4", start=0, duration=2)
+    cut_video(src, tmp_path / "small.mp4", start=0, duration=2, fast_decode=False)
+    assert b"cabac=0" in (tmp_path / "fast.mp4").read_bytes()
+    assert b"cabac=1" in (tmp_path / "small.mp4").read_bytes()
+    assert _indices(tmp_path / "fast.mp4") == list(range(60))
+
+
 def test_cut_videos_skips_done_and_reports_bad(tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_video(src / "m1.mp4", 90, 30)
