@@ -405,6 +405,41 @@ def _parity(datasets: dict, seed: int = 7, clips: int = 6) -> dict[str, int]:
     return out
 
 
+def compare_media(folders: list[Path], *, clips: int, rounds: int) -> int:
+    """Clip reads alone (``VideoSource.read``, one process, one decoder thread) of the same
+    random 32x2 training clips of ``bench00`` from the videos of each media folder, and from
+    the JPEGs of the first; rounds interleave the contenders. Prints ms per clip read per
+    round and the videos' size. For encoder settings (``--x264-params``, ``--clip-lead``)
+    compared one variable at a time on media generated from the same scenes."""
+    import cv2
+
+    from avadet.data.sources import FrameFolderSource, VideoSource
+
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(0)
+    centres = [30 * int(s) for s in rng.integers(3, 38, clips)]
+    sources = {f.name: VideoSource(f / "videos", threads=1) for f in folders}
+    sources[f"{folders[0].name} JPEGs"] = FrameFolderSource(folders[0] / "frames")
+    times: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(rounds):
+        for name, source in sources.items():
+            source.read("bench00", np.arange(0, 64, 2))  # open, index
+            start = time.perf_counter()
+            for c in centres:
+                source.read("bench00", np.arange(c - 32, c + 32, 2))
+            times[name].append((time.perf_counter() - start) / len(centres) * 1e3)
+    print(f"{clips} random 32x2 clip reads of bench00 per round, {rounds} rounds interleaved; "
+          f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n")
+    print("| media | ms per clip read (each round) | best | MiB of video |")
+    print("| --- | --- | ---: | ---: |")
+    for name, got in times.items():
+        folder = folders[0] if name.endswith(" JPEGs") else next(f for f in folders if f.name == name)
+        sub = "frames" if name.endswith(" JPEGs") else "videos"
+        size = sum(p.stat().st_size for p in (folder / sub).rglob("*") if p.is_file()) / 2**20
+        print(f"| {name} | {', '.join(f'{t:.1f}' for t in got)} | {min(got):.1f} | {size:.1f} |")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark.py data", description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=3)
@@ -442,7 +477,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--generate-only", action="store_true", help="write the media (--keep) and stop"
     )
+    parser.add_argument("--compare-media", type=Path, nargs="+", default=None,
+                        help="only time clip reads from these generated media folders (and the "
+                             "first one's JPEGs); see compare_media")
     args = parser.parse_args(argv)
+    if args.compare_media:
+        return compare_media(args.compare_media, clips=80, rounds=args.repeats)
 
     import torch
 
