@@ -67,8 +67,7 @@ def inference_model(model: nn.Module, device: Union[str, torch.device], *, deplo
     """The model ``avadet test`` and ``avadet detect`` run: on a CPU with ``deploy`` its
     deployment form (:func:`avadet.models.deploy.prepare_for_inference`: BatchNorm folded,
     channels-last 3D, oneDNN convolutions with ReLU and residual adds fused, inference mode;
-    scores within 1e-4 of ``model``'s), else ``model``
-    itself. ``precision="bf16"``: bfloat16 autocast on the CPU (needs ``deploy`` and a CPU
+    scores within 1e-4 of ``model``'s), else ``model`` itself. ``precision="bf16"``: bfloat16 autocast on the CPU (needs ``deploy`` and a CPU
     with native bf16; scores move by ~5e-3). ``model`` is not modified, unless ``consume``
     (a model loaded for this run only: folded in place, no second copy of the weights)."""
     from avadet.models.deploy import precision_dtype, prepare_for_inference
