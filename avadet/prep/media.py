@@ -55,8 +55,10 @@ class VideoWriter:
     Frames are ``(H, W, 3)`` uint8 RGB, or ``(N, H, W, 3)`` batches. ``H`` and ``W`` must be
     even (``yuv420p``). Frame ``k`` gets presentation time ``k / fps`` exactly. ``gop`` sets the
     key-frame interval (encoder default when None). ``key_frames``: frame numbers made key
-    frames (IDR) on purpose, e.g. where training clips start (:func:`clip_start_key_frames`);
-    ``gop`` then only bounds the distance between them.
+    frames (IDR) on purpose, e.g. where training clips start
+    (:func:`avadet.prep.cut.clip_start_key_frames`); ``gop`` then only bounds the distance
+    between them. ``x264_params``: more libx264 settings (``key=value:key=value``, e.g.
+    ``cabac=0``); other codecs ignore them.
     """
 
     def __init__(
